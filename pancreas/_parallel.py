@@ -1,0 +1,69 @@
+"""Parallel loops through joblib, with optional tqdm progress bars.
+
+Every parallel loop in pancreas goes through :func:`parallel_map`, so a user
+can move the work to a Dask cluster with
+``joblib.parallel_config(backend="dask")``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from joblib import Parallel, delayed
+
+T = TypeVar("T")
+
+__all__ = ["parallel_map"]
+
+
+def parallel_map(
+    func: Callable[..., T],
+    items: Sequence[Any] | Iterable[Any],
+    *,
+    n_jobs: int | None = None,
+    prefer: str = "threads",
+    verbose: int = 0,
+    desc: str | None = None,
+) -> list[T]:
+    """Apply ``func`` to each item, in parallel through joblib, in order.
+
+    Parameters
+    ----------
+    func : callable
+        Called as ``func(item)``.
+    items : iterable
+        The work items.
+    n_jobs : int or None, default=None
+        As in scikit-learn: None means 1 unless in a
+        ``joblib.parallel_config`` context, -1 means all processors.
+    prefer : {"threads", "processes"}, default="threads"
+        joblib's soft hint; numpy, scipy and skimage release the GIL.
+    verbose : int, default=0
+        Show a tqdm progress bar when > 0.
+    desc : str, optional
+        Label of the progress bar.
+
+    Returns
+    -------
+    list
+        ``[func(item) for item in items]``.
+    """
+    items = list(items)
+    iterator: Iterable[Any] = items
+    if verbose and len(items) > 1:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(items, desc=desc, leave=False)
+    if n_jobs in (None, 1) and not _in_parallel_config():
+        return [func(item) for item in iterator]
+    return list(
+        Parallel(n_jobs=n_jobs, prefer=prefer)(delayed(func)(item) for item in iterator)
+    )
+
+
+def _in_parallel_config() -> bool:
+    from joblib.parallel import get_active_backend
+
+    backend, _ = get_active_backend()
+    return type(backend).__name__ not in ("LokyBackend", "SequentialBackend")

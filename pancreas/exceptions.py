@@ -1,0 +1,26 @@
+"""Exceptions raised by pancreas.
+
+Every error names the case or file it concerns and says what is wrong.
+"""
+
+from __future__ import annotations
+
+
+class PancreasError(Exception):
+    """Base class of every exception raised on purpose by pancreas."""
+
+
+class InvalidVolumeError(PancreasError, ValueError):
+    """A CT or label volume is unusable (wrong shape, dtype, values, grid)."""
+
+
+class DicomSeriesError(PancreasError, ValueError):
+    """A DICOM folder is not one clean, complete, untilted CT series."""
+
+
+class VolumeFileError(PancreasError, OSError):
+    """A volume file is missing, truncated, corrupt or of an unknown format."""
+
+
+class DatasetLayoutError(PancreasError, ValueError):
+    """A dataset folder does not follow the expected layout."""
