@@ -1,0 +1,500 @@
+"""SLIC superpixels on each axial slice, inside the patient's body.
+
+The first stage of Roth et al. (2015), Sec. 2.1: every axial slice of the CT
+is cut into SLIC superpixels (Achanta et al. 2012) inside the body; later
+stages classify these superpixels. The module also gives the paper's
+"Optimal" labelling, the best Dice any superpixel classifier could reach.
+
+Data contract: ``X`` is a sequence of CT volumes, one per case (paths,
+:class:`~pancreas.io.Volume`, nibabel images, arrays or
+:class:`~pancreas.record.CaseRecord`); ``y`` is a sequence of label volumes
+on the same grids, non-zero meaning pancreas.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import ndimage
+from skimage.segmentation import slic
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from pancreas._parallel import parallel_map
+from pancreas._validation import Interval, _fit_context
+from pancreas.exceptions import InvalidVolumeError
+from pancreas.record import CaseRecord, as_records, check_labels
+
+__all__ = [
+    "SuperpixelGenerator",
+    "body_mask",
+    "optimal_superpixel_mask",
+    "superpixel_label_fractions",
+    "window_hu",
+]
+
+
+# --------------------------------------------------------------------------- #
+# Functional core
+# --------------------------------------------------------------------------- #
+def window_hu(
+    hu: ArrayLike, hu_window: tuple[float, float] = (-160.0, 240.0)
+) -> NDArray[np.float32]:
+    """Clip Hounsfield units to a window and scale it linearly to [0, 1].
+
+    Parameters
+    ----------
+    hu : array-like
+        CT values in Hounsfield units.
+    hu_window : tuple of (float, float), default=(-160.0, 240.0)
+        Lower and upper HU of the window (the default is a soft-tissue
+        abdominal window).
+
+    Returns
+    -------
+    ndarray of float32
+        Same shape as `hu`, values in [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pancreas.superpixels import window_hu
+    >>> window_hu(np.array([-1000.0, 40.0, 1000.0])).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    lo, hi = (float(v) for v in hu_window)
+    out = (np.asarray(hu, dtype=np.float32) - np.float32(lo)) / np.float32(hi - lo)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def body_mask(hu: ArrayLike, threshold: float = -500.0) -> NDArray[np.bool_]:
+    """Mask of the patient's body in a CT volume.
+
+    The body is the largest 3D connected component (6-connectivity) of the
+    voxels above `threshold`, with the holes of each axial slice filled, so
+    that gas in the bowel and the lungs count as inside the body.
+
+    Parameters
+    ----------
+    hu : array-like of shape (I, J, K)
+        CT volume in HU, canonical voxel order (axis 2 axial).
+    threshold : float, default=-500.0
+        HU above which a voxel is tissue rather than air.
+
+    Returns
+    -------
+    ndarray of bool of shape (I, J, K)
+        Empty when no voxel exceeds `threshold`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pancreas.superpixels import body_mask
+    >>> hu = np.full((7, 7, 2), -1000.0)
+    >>> hu[1:6, 1:6] = 40.0
+    >>> hu[3, 3] = -1000.0  # gas inside the body
+    >>> hu[0, 0] = 40.0  # a speck outside it
+    >>> m = body_mask(hu)
+    >>> int(m.sum()), bool(m[3, 3, 0]), bool(m[0, 0, 0])
+    (50, True, False)
+    """
+    hu = np.asarray(hu)
+    mask = hu > threshold
+    lab, n = ndimage.label(mask)
+    if n == 0:
+        return mask
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    mask = lab == np.argmax(sizes)
+    del lab
+    for k in range(mask.shape[2]):
+        if mask[:, :, k].any():
+            mask[:, :, k] = ndimage.binary_fill_holes(mask[:, :, k])
+    return mask
+
+
+def superpixel_label_fractions(
+    superpixels: ArrayLike, label: ArrayLike
+) -> NDArray[np.float64]:
+    """Fraction of each superpixel's voxels that lie inside a label.
+
+    Parameters
+    ----------
+    superpixels : array-like of int of shape (I, J, K)
+        Superpixel labels, 0 outside the body.
+    label : array-like of shape (I, J, K)
+        Reference mask; non-zero means inside.
+
+    Returns
+    -------
+    ndarray of float64 of shape (n_superpixels + 1,)
+        Entry ``i`` is the fraction for superpixel ``i``; entry 0 (outside
+        the body) and labels that do not occur are 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pancreas.superpixels import superpixel_label_fractions
+    >>> sp = np.array([[0, 1, 1, 2], [0, 1, 1, 2]])
+    >>> lab = np.array([[1, 1, 0, 1], [0, 1, 0, 1]])
+    >>> superpixel_label_fractions(sp, lab).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    sp = np.asarray(superpixels)
+    lab = np.asarray(label) != 0
+    if sp.shape != lab.shape:
+        raise InvalidVolumeError(
+            f"superpixels of shape {sp.shape} and label of shape {lab.shape} differ"
+        )
+    n = int(sp.max(initial=0))
+    total = np.bincount(sp.ravel(), minlength=n + 1)
+    inside = np.bincount(sp[lab], minlength=n + 1)
+    frac = inside / np.maximum(total, 1)
+    frac[0] = 0.0
+    return frac
+
+
+def optimal_superpixel_mask(
+    superpixels: ArrayLike, label: ArrayLike
+) -> NDArray[np.bool_]:
+    """Best superpixel labelling of a reference mask, by majority vote.
+
+    A superpixel is labelled pancreas when at least half of its voxels are
+    inside `label`: the "Optimal" labelling of Roth et al. (2015), the upper
+    bound for any classifier of these superpixels.
+
+    Parameters
+    ----------
+    superpixels : array-like of int of shape (I, J, K)
+        Superpixel labels, 0 outside the body.
+    label : array-like of shape (I, J, K)
+        Reference mask; non-zero means inside.
+
+    Returns
+    -------
+    ndarray of bool of shape (I, J, K)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pancreas.superpixels import optimal_superpixel_mask
+    >>> sp = np.array([[0, 1, 1, 2], [0, 1, 1, 2]])
+    >>> lab = np.array([[1, 1, 0, 0], [0, 1, 0, 1]])
+    >>> optimal_superpixel_mask(sp, lab).astype(int).tolist()
+    [[0, 1, 1, 1], [0, 1, 1, 1]]
+    """
+    sp = np.asarray(superpixels)
+    keep = superpixel_label_fractions(sp, label) >= 0.5
+    keep[0] = False
+    return keep[sp]
+
+
+def _slice_superpixels(
+    hu_slice: NDArray[Any],
+    mask_slice: NDArray[np.bool_],
+    spacing: tuple[float, float],
+    *,
+    superpixel_area: float,
+    compactness: float,
+    hu_window: tuple[float, float],
+    sigma: float,
+    max_num_iter: int,
+) -> tuple[tuple[slice, slice] | None, NDArray[np.int32] | None, int]:
+    """SLIC on the body's bounding box in one slice; labels 1..n, 0 outside."""
+    if not mask_slice.any():
+        return None, None, 0
+    rows = np.flatnonzero(mask_slice.any(axis=1))
+    cols = np.flatnonzero(mask_slice.any(axis=0))
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    mask = mask_slice[box]
+    image = window_hu(hu_slice[box], hu_window)
+    if sigma > 0:
+        image = ndimage.gaussian_filter(
+            image, (sigma / spacing[0], sigma / spacing[1]), mode="nearest"
+        )
+    # SLIC places its seeds on a regular grid over the whole (cropped) image,
+    # so the number of segments follows the box area: superpixels of the
+    # target area, and fewer of them outside the body.
+    box_area = image.size * spacing[0] * spacing[1]
+    n_segments = max(1, round(box_area / superpixel_area))
+    # slic rescales the image to [0, 1] by its own min and max; scale the
+    # compactness by the same factor so that it keeps its meaning on the
+    # windowed image whatever the slice's range.
+    value_range = float(image.max() - image.min())
+    eff_compactness = compactness / value_range if value_range > 0 else compactness
+    # slic measures spatial distance in `spacing` units against a grid step
+    # in pixels: normalised spacing keeps the result independent of pixel
+    # size while honouring anisotropic pixels.
+    rel_spacing = np.asarray(spacing, dtype=np.float64) / np.mean(spacing)
+    labels = slic(
+        image,
+        n_segments=n_segments,
+        compactness=eff_compactness,
+        max_num_iter=max_num_iter,
+        spacing=rel_spacing,
+        enforce_connectivity=True,
+        start_label=1,
+        channel_axis=None,
+    )
+    inside = labels[mask]
+    uniq, inverse = np.unique(inside, return_inverse=True)
+    out = np.zeros(mask.shape, dtype=np.int32)
+    out[mask] = inverse.astype(np.int32) + 1
+    return box, out, int(uniq.size)
+
+
+# --------------------------------------------------------------------------- #
+# Estimator
+# --------------------------------------------------------------------------- #
+class SuperpixelGenerator(TransformerMixin, BaseEstimator):
+    """SLIC superpixels on each axial slice of each CT, inside the body.
+
+    For each case: the body is segmented by thresholding (largest connected
+    component, holes filled slice by slice); each axial slice is cropped to
+    the body's bounding box, windowed to [0, 1] and cut into SLIC
+    superpixels whose mean area is `superpixel_area` mm^2, whatever the
+    pixel size. Labels outside the body are 0; inside they run 1..N over the
+    whole volume, consecutive, and each superpixel lies within one axial
+    slice (one index of array axis 2 of the canonical grid).
+
+    Parameters
+    ----------
+    superpixel_area : float, default=40.0
+        Target mean area of a superpixel, in mm^2.
+    compactness : float, default=0.1
+        SLIC's balance of intensity against spatial proximity, on the
+        windowed [0, 1] image: larger values give squarer superpixels,
+        smaller ones follow intensity edges more closely.
+    hu_window : tuple of (float, float), default=(-160.0, 240.0)
+        HU window mapped to [0, 1] before SLIC.
+    body_threshold : float, default=-500.0
+        HU above which a voxel is tissue (for the body mask).
+    sigma : float, default=0.0
+        Width in mm of the Gaussian smoothing applied to each slice before
+        SLIC; 0 for none.
+    max_num_iter : int, default=10
+        Iterations of SLIC's k-means.
+    n_jobs : int or None, default=None
+        Slices processed in parallel (threads) through joblib. None means 1
+        unless in a ``joblib.parallel_config`` context; -1 means all
+        processors.
+    verbose : int, default=0
+        Show a progress bar over slices when > 0.
+
+    Attributes
+    ----------
+    n_segments_per_cm2_ : float
+        Target density of superpixels inside the body, ``100 /
+        superpixel_area`` (set by :meth:`fit`, which learns nothing else).
+
+    See Also
+    --------
+    pancreas.cascade.RFCascade : The next stage, which keeps the superpixels
+        likely to be pancreas.
+    optimal_superpixel_mask : The best labelling of these superpixels.
+
+    Notes
+    -----
+    * The superpixel count per slice is ``box area / superpixel_area``,
+      where the box is the body's bounding box in that slice: SLIC seeds a
+      regular grid over its whole input, so this gives superpixels of the
+      target area inside the body (those cut by the body outline are a
+      little smaller).
+    * The cropping replaces scikit-image's ``mask=`` (maskSLIC), which was
+      about 6 times slower on CT slices.
+    * SLIC rescales each input to [0, 1] by its own range; the compactness
+      is rescaled in step, so it keeps its meaning on the windowed image.
+    * ``transform`` returns new records, with ``body_mask`` and
+      ``superpixels`` set and every later stage's output cleared; the
+      records passed in are not changed.
+
+    References
+    ----------
+    .. [1] H. R. Roth, A. Farag, L. Lu, E. B. Turkbey, R. M. Summers, "Deep
+       convolutional networks for pancreas segmentation in CT imaging",
+       SPIE Medical Imaging 2015, :arXiv:`1504.03967`.
+    .. [2] R. Achanta et al., "SLIC superpixels compared to state-of-the-art
+       superpixel methods", IEEE TPAMI 34(11), 2012.
+       :DOI:`10.1109/TPAMI.2012.120`
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pancreas.io import Volume
+    >>> from pancreas.superpixels import SuperpixelGenerator
+    >>> hu = np.full((40, 40, 3), -1000, np.int16)
+    >>> hu[5:35, 5:35] = 40
+    >>> hu[15:25, 15:25] = 200
+    >>> ct = Volume(hu, np.diag([1.0, 1.0, 2.5, 1.0]))
+    >>> rec = SuperpixelGenerator(superpixel_area=50.0).fit_transform([ct])[0]
+    >>> bool((rec.superpixels > 0).sum() == rec.body_mask.sum())
+    True
+    >>> 10 <= rec.n_superpixels // 3 <= 30
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "superpixel_area": [Interval(Real, 0, None, closed="neither")],
+        "compactness": [Interval(Real, 0, None, closed="neither")],
+        "hu_window": [tuple, list],
+        "body_threshold": [Interval(Real, None, None, closed="neither")],
+        "sigma": [Interval(Real, 0, None, closed="left")],
+        "max_num_iter": [Interval(Integral, 1, None, closed="left")],
+        "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        superpixel_area: float = 40.0,
+        compactness: float = 0.1,
+        hu_window: tuple[float, float] = (-160.0, 240.0),
+        body_threshold: float = -500.0,
+        sigma: float = 0.0,
+        max_num_iter: int = 10,
+        n_jobs: int | None = None,
+        verbose: int = 0,
+    ) -> None:
+        self.superpixel_area = superpixel_area
+        self.compactness = compactness
+        self.hu_window = hu_window
+        self.body_threshold = body_threshold
+        self.sigma = sigma
+        self.max_num_iter = max_num_iter
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.requires_fit = True
+        return tags
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any = None, y: Any = None) -> SuperpixelGenerator:
+        """Check the parameters; superpixels are computed without training.
+
+        Parameters
+        ----------
+        X : sequence of volumes, optional
+            Ignored (accepted for pipeline use).
+        y : sequence of label volumes, optional
+            Ignored.
+
+        Returns
+        -------
+        self : SuperpixelGenerator
+            The fitted generator.
+        """
+        _check_window(self.hu_window)
+        self.n_segments_per_cm2_ = 100.0 / float(self.superpixel_area)
+        return self
+
+    def transform(self, X: Any) -> list[CaseRecord]:
+        """Compute the body mask and the superpixels of each case.
+
+        Parameters
+        ----------
+        X : sequence of volumes or CaseRecord
+            One CT per case.
+
+        Returns
+        -------
+        list of CaseRecord
+            New records with ``body_mask`` (bool) and ``superpixels`` (int32,
+            0 outside the body) set.
+        """
+        check_is_fitted(self)
+        return [self._transform_one(rec) for rec in as_records(X)]
+
+    def optimal_dice(self, X: Any, y: Any) -> NDArray[np.float64]:
+        """Dice of the optimal (majority-vote) superpixel labelling per case.
+
+        Records that already carry superpixels are used as they are; the
+        others are superpixelised first.
+
+        Parameters
+        ----------
+        X : sequence of volumes or CaseRecord
+            One CT per case.
+        y : sequence of label volumes
+            One label per case; non-zero means pancreas.
+
+        Returns
+        -------
+        ndarray of float64 of shape (n_cases,)
+            The paper's "Optimal" Dice of each case.
+        """
+        from pancreas.metrics import dice_score
+
+        check_is_fitted(self)
+        records = as_records(X)
+        labels = check_labels(records, y)
+        scores = []
+        for rec, lab in zip(records, labels, strict=True):
+            if rec.superpixels is None:
+                rec = self._transform_one(rec)
+            scores.append(dice_score(lab, optimal_superpixel_mask(rec.superpixels, lab)))
+        return np.asarray(scores, dtype=np.float64)
+
+    def _transform_one(self, rec: CaseRecord) -> CaseRecord:
+        hu = np.asarray(rec.volume.array)
+        if hu.ndim != 3:
+            raise InvalidVolumeError(
+                f"{rec.case_id}: expected a 3D CT, got shape {hu.shape}"
+            )
+        mask = body_mask(hu, self.body_threshold)
+        spacing = (float(rec.spacing[0]), float(rec.spacing[1]))
+        options = {
+            "superpixel_area": float(self.superpixel_area),
+            "compactness": float(self.compactness),
+            "hu_window": tuple(float(v) for v in self.hu_window),
+            "sigma": float(self.sigma),
+            "max_num_iter": int(self.max_num_iter),
+        }
+
+        def one_slice(k: int) -> tuple[Any, Any, int]:
+            return _slice_superpixels(hu[:, :, k], mask[:, :, k], spacing, **options)
+
+        results = parallel_map(
+            one_slice,
+            range(hu.shape[2]),
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
+            desc=f"superpixels {rec.case_id}",
+        )
+        superpixels = np.zeros(hu.shape, dtype=np.int32)
+        offset = 0
+        for k, (box, labels, n) in enumerate(results):
+            if n == 0:
+                continue
+            view = superpixels[box[0], box[1], k]
+            inside = labels > 0
+            view[inside] = labels[inside] + offset
+            offset += n
+        return dataclasses.replace(
+            rec,
+            body_mask=mask,
+            superpixels=superpixels,
+            sp_proba=None,
+            candidates=None,
+            convnet_proba=None,
+            extras=dict(rec.extras),
+        )
+
+
+def _check_window(hu_window: Any) -> None:
+    """Raise ValueError unless `hu_window` is an increasing pair of numbers."""
+    try:
+        lo, hi = (float(v) for v in hu_window)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"hu_window must be a pair (low, high) of HU values, got {hu_window!r}"
+        ) from None
+    if not lo < hi:
+        raise ValueError(f"hu_window must have low < high, got {hu_window!r}")
