@@ -258,6 +258,7 @@ class LazyVolumes(Sequence[Volume]):
         Returns
         -------
         LazyVolumes
+            The selected cases; nothing is loaded.
         """
         positions = []
         for i in indices:
@@ -394,6 +395,7 @@ class Dataset:
         Returns
         -------
         Dataset
+            Images, labels and case ids of the selected cases.
         """
         indices = [int(i) for i in indices]
         return Dataset(
@@ -615,13 +617,15 @@ def load_nih_pancreas(
     --------
     >>> import tempfile, pathlib
     >>> from pancreas.datasets import load_nih_pancreas
-    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> root = pathlib.Path(tmp.name)
     >>> series = root / "PANCREAS_0001" / "study" / "series"
     >>> series.mkdir(parents=True)
     >>> _ = (series / "1-001.dcm").write_bytes(b"")
     >>> ds = load_nih_pancreas(root, require_labels=False)
     >>> ds.case_ids, ds.labels is None
     (['PANCREAS_0001'], True)
+    >>> tmp.cleanup()
     """
     root = _check_folder(root, "NIH Pancreas-CT")
     cases_root, case_dirs = _find_nih_root(root)
@@ -766,12 +770,14 @@ def load_msd_pancreas(root: PathType, *, subset: str = "training") -> Dataset:
     --------
     >>> import tempfile, pathlib
     >>> from pancreas.datasets import load_msd_pancreas
-    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> root = pathlib.Path(tmp.name)
     >>> for sub in ("imagesTr", "labelsTr"):
     ...     (root / sub).mkdir()
     ...     _ = (root / sub / "pancreas_001.nii.gz").write_bytes(b"")
     >>> load_msd_pancreas(root).case_ids
     ['pancreas_001']
+    >>> tmp.cleanup()
     """
     if subset not in ("training", "test"):
         raise ValueError(f"subset must be 'training' or 'test', got {subset!r}")
@@ -942,7 +948,8 @@ def load_nifti_folder(
     --------
     >>> import tempfile, pathlib
     >>> from pancreas.datasets import load_nifti_folder
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(tmp.name)
     >>> for name in ["case2_ct", "case2_seg", "case10_ct", "case10_seg"]:
     ...     _ = (folder / f"{name}.nii.gz").write_bytes(b"")
     >>> ds = load_nifti_folder(folder)
@@ -950,6 +957,7 @@ def load_nifti_folder(
     ['case2', 'case10']
     >>> [p.name for p in ds.labels.paths]
     ['case2_seg.nii.gz', 'case10_seg.nii.gz']
+    >>> tmp.cleanup()
     """
     image_dir = _check_folder(images, "images")
     image_suffix = _clean_suffix(image_suffix)

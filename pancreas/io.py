@@ -11,6 +11,7 @@ import contextlib
 import gzip
 import os
 import secrets
+import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -160,6 +161,22 @@ _READ_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def _nibabel_errors() -> tuple[type[BaseException], ...]:
+    """Everything nibabel, gzip and zlib raise on a truncated or corrupt file."""
+    from nibabel.filebasedimages import ImageFileError
+    from nibabel.spatialimages import HeaderDataError, HeaderTypeError, ImageDataError
+    from nibabel.wrapstruct import WrapStructError
+
+    return (
+        *_READ_ERRORS,
+        ImageFileError,
+        WrapStructError,
+        HeaderDataError,
+        HeaderTypeError,
+        ImageDataError,
+    )
+
+
 def _nifti_suffix(path: Path) -> str | None:
     """Return ``'.nii.gz'`` or ``'.nii'`` for a NIfTI file name, else None."""
     lower = path.name.lower()
@@ -253,16 +270,9 @@ def _corrupt(path: Path, exc: BaseException) -> VolumeFileError:
     )
 
 
-def _open_nifti(path: Path) -> tuple[Any, tuple[int, int, int]]:
-    """Open a NIfTI header (lazily) and check that the image is 3D."""
-    import nibabel as nib
-    from nibabel.filebasedimages import ImageFileError
-
-    try:
-        img = nib.load(os.fspath(path), mmap=False)
-        shape = tuple(int(s) for s in img.shape)
-    except (*_READ_ERRORS, ImageFileError) as exc:
-        raise _corrupt(path, exc) from exc
+def _check_3d(img: Any, path: Path) -> tuple[int, int, int]:
+    """The 3D shape of a NIfTI image (a trailing axis of length 1 dropped)."""
+    shape = tuple(int(s) for s in img.shape)
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
     if len(shape) != 3:
@@ -270,22 +280,58 @@ def _open_nifti(path: Path) -> tuple[Any, tuple[int, int, int]]:
             f"{path}: a CT or label volume must be 3D, this NIfTI image has "
             f"shape {shape}; extract one 3D volume first"
         )
-    return img, (shape[0], shape[1], shape[2])
+    return (shape[0], shape[1], shape[2])
+
+
+def _open_nifti(path: Path) -> tuple[Any, tuple[int, int, int]]:
+    """Open a NIfTI header (the voxels stay on disk) and check that it is 3D."""
+    import nibabel as nib
+
+    try:
+        img = nib.load(os.fspath(path), mmap=False)
+    except _nibabel_errors() as exc:
+        raise _corrupt(path, exc) from exc
+    return img, _check_3d(img, path)
+
+
+def _read_voxels(img: Any) -> NDArray[Any]:
+    """Unscaled integers keep their dtype; scaled or float data become float32."""
+    proxy = img.dataobj
+    raw_dtype = np.dtype(img.get_data_dtype())
+    slope = float(getattr(proxy, "slope", 1.0))
+    inter = float(getattr(proxy, "inter", 0.0))
+    if raw_dtype.kind in "iu" and slope == 1.0 and inter == 0.0:
+        return np.asarray(proxy)
+    return img.get_fdata(dtype=np.float32, caching="unchanged")
 
 
 def _load_nifti(path: Path) -> Volume:
-    img, shape = _open_nifti(path)
-    try:
-        proxy = img.dataobj
-        raw_dtype = np.dtype(img.get_data_dtype())
-        slope = float(getattr(proxy, "slope", 1.0))
-        inter = float(getattr(proxy, "inter", 0.0))
-        if raw_dtype.kind in "iu" and slope == 1.0 and inter == 0.0:
-            array = np.asarray(proxy)
-        else:
-            array = img.get_fdata(dtype=np.float32, caching="unchanged")
-    except _READ_ERRORS as exc:
-        raise _corrupt(path, exc) from exc
+    import nibabel as nib
+
+    if _nifti_suffix(path) == ".nii":
+        img, shape = _open_nifti(path)
+        try:
+            array = _read_voxels(img)
+        except _nibabel_errors() as exc:
+            raise _corrupt(path, exc) from exc
+    else:
+        # Stream the gzip ourselves and read it to its end, so that gzip checks
+        # the CRC and length: nibabel stops after the voxels and would miss
+        # damage that still inflates.
+        try:
+            with gzip.open(path, "rb") as gz:
+                magic = gz.peek(4)[:4]
+                n2 = magic in (struct.pack("<i", 540), struct.pack(">i", 540))
+                klass = nib.Nifti2Image if n2 else nib.Nifti1Image
+                img = klass.from_stream(gz)
+                shape = _check_3d(img, path)
+                array = _read_voxels(img)
+                while gz.read(1 << 20):
+                    pass
+        except InvalidVolumeError:
+            raise
+        except _nibabel_errors() as exc:
+            raise _corrupt(path, exc) from exc
     # Native byte order (big-endian files exist), same values.
     array = array.reshape(shape)
     native = array.dtype.newbyteorder("=")
