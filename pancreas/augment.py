@@ -53,6 +53,12 @@ def tps_control_points(grid_size: int, height: int, width: int) -> NDArray[np.in
         ``i * g + j`` is at ``(rows[i], cols[j])`` with ``rows`` the rounded
         ``linspace(0, height - 1, g)``. The grid spans the whole patch,
         corners included, and every point lies on a pixel centre.
+
+    Examples
+    --------
+    >>> from pancreas.augment import tps_control_points
+    >>> tps_control_points(2, 5, 5).tolist()
+    [[0, 0], [0, 4], [4, 0], [4, 4]]
     """
     grid_size, height, width = int(grid_size), int(height), int(width)
     if grid_size < 2:
@@ -165,6 +171,15 @@ def tps_warp(images: Any, displacements: Any, grid_size: int) -> Any:
         particular zero displacements return ``images`` exactly, and the
         output at control point ``omega_i`` is the input at
         ``omega_i + D_i``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pancreas.augment import tps_warp
+    >>> img = np.random.default_rng(0).random((1, 8, 8, 1)).astype("float32")
+    >>> out = tps_warp(img, np.zeros((1, 9, 2), "float32"), grid_size=3)
+    >>> bool(np.allclose(np.asarray(out), img))
+    True
     """
     images = ops.convert_to_tensor(images)
     in_dtype = images.dtype

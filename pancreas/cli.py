@@ -110,7 +110,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``pancreas`` command; returns the exit status."""
+    """Run the ``pancreas`` command.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status.
+
+    Examples
+    --------
+    >>> from pancreas.cli import build_parser
+    >>> build_parser().parse_args(["demo", "--n-train", "4"]).n_train
+    4
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

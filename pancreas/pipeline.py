@@ -34,6 +34,9 @@ class Pipeline(_SkPipeline):
     memory : str, joblib.Memory or None, default=None
         Cache of the fitted transformers (and their output), so that the
         expensive superpixel stage is not recomputed across fits.
+    transform_input : list of str or None, default=None
+        As in scikit-learn: fit parameters transformed by the preceding
+        steps (metadata routing only).
     verbose : bool, default=False
         Print the time of each step.
 
@@ -285,6 +288,15 @@ def stage_report(
     Returns
     -------
     StageReport
+
+    Examples
+    --------
+    The report's columns for a ConvNet with 4 test scales (fitting a
+    pipeline takes longer than an example should; see ``make demo``):
+
+    >>> from pancreas.report import StageReport
+    >>> StageReport.stage_columns(4)[-2:]
+    ('P(x) Ns=4', 'G(P(x)) Ns=4')
     """
     from pancreas.superpixels import optimal_superpixel_mask
 

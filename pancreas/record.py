@@ -60,6 +60,10 @@ class CaseRecord:
         Shape of the input as given.
     ornt : ndarray of shape (3, 2)
         nibabel orientation transform from the native to the canonical grid.
+    body_mask, superpixels, sp_proba, candidates, convnet_proba : ndarray or None
+        Added by the stages; see the module docstring for each.
+    extras : dict
+        Anything else a stage wants to pass on (for example timings).
 
     Examples
     --------
@@ -68,7 +72,7 @@ class CaseRecord:
     >>> from pancreas.record import make_record
     >>> affine = np.diag([-0.8, 0.8, 2.0, 1.0])  # an LAS volume
     >>> rec = make_record(Volume(np.zeros((4, 5, 6), np.int16), affine), "case")
-    >>> rec.shape, rec.volume.affine[0, 0]
+    >>> rec.shape, float(rec.volume.affine[0, 0])
     ((4, 5, 6), 0.8)
     >>> rec.to_native(rec.volume.array).shape
     (4, 5, 6)
@@ -168,6 +172,12 @@ def make_record(item: Any, case_id: str | None = None) -> CaseRecord:
     Returns
     -------
     CaseRecord
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> make_record(np.zeros((2, 3, 4)), "a").case_id
+    'a'
     """
     if isinstance(item, CaseRecord):
         return item
@@ -192,7 +202,23 @@ def make_record(item: Any, case_id: str | None = None) -> CaseRecord:
 
 
 def as_records(X: Any) -> list[CaseRecord]:
-    """Turn a sequence of cases into records, naming unnamed ones ``case_<i>``."""
+    """Turn a sequence of cases into records, naming unnamed ones ``case_<i>``.
+
+    Parameters
+    ----------
+    X : sequence
+        Paths, nibabel images, Volumes, arrays or records, one per case.
+
+    Returns
+    -------
+    list of CaseRecord
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> [r.case_id for r in as_records([np.zeros((2, 2, 2))])]
+    ['case_0']
+    """
     if isinstance(X, str | nib.spatialimages.SpatialImage | Volume | CaseRecord):
         raise InvalidVolumeError(
             "X must be a sequence of volumes (one per case), got a single "
@@ -226,6 +252,13 @@ def check_labels(records: list[CaseRecord], y: Any) -> list[NDArray[np.bool_]]:
     -------
     list of ndarray of bool
         Each label in its case's canonical voxel order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> recs = as_records([np.zeros((2, 2, 2))])
+    >>> int(check_labels(recs, [np.ones((2, 2, 2))])[0].sum())
+    8
     """
     if y is None:
         raise InvalidVolumeError("y is required: one label volume per case")

@@ -139,6 +139,16 @@ def smooth_probability(
 def largest_component(mask: NDArray) -> NDArray[np.bool_]:
     """Keep the largest 26-connected component of a binary mask.
 
+    Parameters
+    ----------
+    mask : ndarray
+        Binary mask (non-zero is foreground).
+
+    Returns
+    -------
+    ndarray of bool
+        The largest component only (the mask itself if it has at most one).
+
     Examples
     --------
     >>> import numpy as np
