@@ -314,8 +314,7 @@ class SuperpixelConvNet(TransformerMixin, BaseEstimator):
         scikit-learn: None means 1, -1 all processors. Results do not depend
         on it. More than one helps keep an accelerator busy.
     verbose : int, default=0
-        Keras progress output (0 silent, 1 progress bar, 2 one line per
-        epoch).
+        Training progress: 0 silent, > 0 one line per epoch.
 
     Attributes
     ----------
@@ -576,7 +575,7 @@ class SuperpixelConvNet(TransformerMixin, BaseEstimator):
             epochs=self.epochs,
             callbacks=callbacks,
             shuffle=False,
-            verbose=min(int(self.verbose), 2),
+            verbose=2 if self.verbose else 0,  # one line per epoch
         )
         self.model_ = model
         self.history_ = {
