@@ -265,7 +265,7 @@ class SuperpixelGenerator(TransformerMixin, BaseEstimator):
     ----------
     superpixel_area : float, default=40.0
         Target mean area of a superpixel, in mm^2.
-    compactness : float, default=0.1
+    compactness : float, default=0.2
         SLIC's balance of intensity against spatial proximity, on the
         windowed [0, 1] image: larger values give squarer superpixels,
         smaller ones follow intensity edges more closely.
@@ -352,7 +352,7 @@ class SuperpixelGenerator(TransformerMixin, BaseEstimator):
         self,
         *,
         superpixel_area: float = 40.0,
-        compactness: float = 0.1,
+        compactness: float = 0.2,
         hu_window: tuple[float, float] = (-160.0, 240.0),
         body_threshold: float = -500.0,
         sigma: float = 0.0,
@@ -439,7 +439,8 @@ class SuperpixelGenerator(TransformerMixin, BaseEstimator):
         for rec, lab in zip(records, labels, strict=True):
             if rec.superpixels is None:
                 rec = self._transform_one(rec)
-            scores.append(dice_score(lab, optimal_superpixel_mask(rec.superpixels, lab)))
+            mask = optimal_superpixel_mask(rec.superpixels, lab)
+            scores.append(dice_score(lab, mask))
         return np.asarray(scores, dtype=np.float64)
 
     def _transform_one(self, rec: CaseRecord) -> CaseRecord:

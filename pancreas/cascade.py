@@ -1,0 +1,874 @@
+"""The two-level random-forest cascade that proposes candidate superpixels.
+
+Roth et al. (2015), Sec. 2.1, after Farag et al. (2014): image patches on a
+regular grid inside the body are classified by a first random forest into a
+pancreas probability response map; a second forest classifies each
+superpixel from its own intensity, size and location and from the response
+map inside and around it. The superpixels with ``p_RF > 0.5`` form the
+candidate set ``S_RF``: highly sensitive, heavily over-segmented.
+
+Data contract: ``X`` is a sequence of cases whose records already carry
+superpixels (the output of :class:`~pancreas.superpixels.SuperpixelGenerator`);
+``y`` is a sequence of label volumes on the cases' own grids, non-zero
+meaning pancreas.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from pancreas._parallel import parallel_map
+from pancreas._validation import Interval, _fit_context
+from pancreas.exceptions import InvalidVolumeError
+from pancreas.record import CaseRecord, as_records, check_labels
+from pancreas.superpixels import _check_window, superpixel_label_fractions, window_hu
+
+__all__ = ["RFCascade", "candidate_mask", "candidate_recall"]
+
+# Patch sizes (side, mm) of the local intensity statistics, and the scales
+# (mm) of the texture filters and of the context of the response map.
+_PATCH_SIZES_MM = (5.0, 11.0, 21.0, 41.0)
+_GRADIENT_SIGMAS_MM = (1.0, 3.0)
+_LOG_SIGMAS_MM = (2.0, 4.0)
+_CONTEXT_SIGMAS_MM = (5.0, 15.0)
+_LOCATION_NAMES = (
+    "dx_mm",
+    "dy_mm",
+    "dx_rel",
+    "dy_rel",
+    "depth_mm",
+    "z_rel",
+    "dx_spine_mm",
+    "dy_spine_mm",
+)
+# HU above which a voxel counts as bone, for the spine landmark.
+_BONE_HU = 300.0
+
+
+def _map_names() -> list[str]:
+    names = ["intensity"]
+    for size in _PATCH_SIZES_MM:
+        names += [f"mean_{size:g}mm", f"std_{size:g}mm"]
+    names += [f"gradient_{s:g}mm" for s in _GRADIENT_SIGMAS_MM]
+    names += [f"log_{s:g}mm" for s in _LOG_SIGMAS_MM]
+    return names
+
+
+def _level1_names() -> list[str]:
+    return [*_map_names(), *_LOCATION_NAMES]
+
+
+def _level2_names() -> list[str]:
+    return [
+        *(f"sp_{name}" for name in _map_names()),
+        "sp_intensity_std",
+        "sp_intensity_min",
+        "sp_intensity_max",
+        "sp_area_mm2",
+        "sp_depth_mm",
+        "p1_mean",
+        "p1_max",
+        "p1_min",
+        "p1_frac_gt_0.5",
+        *(f"p1_context_{s:g}mm_mean" for s in _CONTEXT_SIGMAS_MM),
+        *(f"p1_context_{s:g}mm_max" for s in _CONTEXT_SIGMAS_MM),
+    ]
+
+
+# --------------------------------------------------------------------------- #
+# Geometry and per-slice features
+# --------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class _Geometry:
+    """Where a case's body lies and how the level-1 grid covers it."""
+
+    box: tuple[slice, slice]  # in-plane bounding box of the body, all slices
+    z_range: tuple[int, int]  # first and last slice holding body
+    steps: tuple[int, int]  # grid stride in pixels along axes 0 and 1
+    coarse_shape: tuple[int, int, int]  # grid points along axes 0, 1, 2
+    spacing: tuple[float, float, float]
+    spine: NDArray[np.float64]  # (n_slices, 2) spine landmark, box coordinates
+
+
+def _spine_landmarks(
+    hu: NDArray[Any], mask: NDArray[np.bool_], box: tuple[slice, slice]
+) -> NDArray[np.float64]:
+    """Centre of the spine in each slice, in the box's pixel coordinates.
+
+    The bone (HU > 300) inside the body, in the posterior half (low axis-1
+    indices in canonical RAS+ order) of a central strip a fifth of the body
+    wide: the vertebra, whatever the patient's girth. Slices without such
+    bone are interpolated from their neighbours, the track is median
+    filtered along z, and the body's centre stands in when no slice has
+    any bone.
+    """
+    n = hu.shape[2]
+    points = np.full((n, 2), np.nan)
+    centres = np.full((n, 2), np.nan)
+    for k in range(n):
+        m = mask[box[0], box[1], k]
+        if not m.any():
+            continue
+        rows, cols = np.nonzero(m)
+        centres[k] = rows.mean(), cols.mean()
+        r0, r1 = rows.min(), rows.max()
+        half = (r1 - r0) / 10.0
+        strip = slice(int(centres[k, 0] - half), int(centres[k, 0] + half) + 1)
+        back = slice(0, int(centres[k, 1]) + 1)
+        bone = hu[box[0], box[1], k][strip, back] > _BONE_HU
+        bone &= m[strip, back]
+        if bone.sum() >= 3:
+            br, bc = np.nonzero(bone)
+            points[k] = br.mean() + strip.start, bc.mean()
+    found = np.flatnonzero(~np.isnan(points[:, 0]))
+    if found.size == 0:
+        return centres
+    z = np.arange(n)
+    for axis in range(2):
+        filled = np.interp(z, found, points[found, axis])
+        points[:, axis] = ndimage.median_filter(filled, size=5, mode="nearest")
+    return points
+
+
+def _geometry(
+    mask: NDArray[np.bool_], hu: NDArray[Any], spacing: Any, grid_spacing: float
+) -> _Geometry:
+    sx, sy, sz = (float(s) for s in spacing[:3])
+    rows = np.flatnonzero(mask.any(axis=(1, 2)))
+    cols = np.flatnonzero(mask.any(axis=(0, 2)))
+    zs = np.flatnonzero(mask.any(axis=(0, 1)))
+    if rows.size == 0:
+        box = (slice(0, 0), slice(0, 0))
+        z_range = (0, 0)
+    else:
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        z_range = (int(zs[0]), int(zs[-1]))
+    steps = (max(1, round(grid_spacing / sx)), max(1, round(grid_spacing / sy)))
+    height = box[0].stop - box[0].start
+    width = box[1].stop - box[1].start
+    coarse = (-(-height // steps[0]), -(-width // steps[1]), mask.shape[2])
+    spine = _spine_landmarks(hu, mask, box)
+    return _Geometry(box, z_range, steps, coarse, (sx, sy, sz), spine)
+
+
+def _odd(n: float) -> int:
+    n = max(1, round(n))
+    return n if n % 2 else n + 1
+
+
+def _feature_maps(image: NDArray[np.float32], spacing: tuple[float, float]) -> list:
+    """Intensity and texture maps of one windowed slice, scales in mm."""
+    sx, sy = spacing
+    maps = [image]
+    squared = image * image
+    for size in _PATCH_SIZES_MM:
+        window = (_odd(size / sx), _odd(size / sy))
+        mean = ndimage.uniform_filter(image, window, mode="nearest")
+        mean_sq = ndimage.uniform_filter(squared, window, mode="nearest")
+        maps += [mean, np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))]
+    for s in _GRADIENT_SIGMAS_MM:
+        sig = (s / sx, s / sy)
+        grad = ndimage.gaussian_gradient_magnitude(image, sig, mode="nearest")
+        maps.append(grad * np.float32(np.mean(sig)))  # scale-normalised
+    for s in _LOG_SIGMAS_MM:
+        sig = (s / sx, s / sy)
+        log = ndimage.gaussian_laplace(image, sig, mode="nearest")
+        maps.append(-log * np.float32(sig[0] * sig[1]))  # bright blobs > 0
+    return maps
+
+
+@dataclass
+class _Slice:
+    """One axial slice of a case, cropped to the case's body box."""
+
+    image: NDArray[np.float32]
+    mask: NDArray[np.bool_]
+    centre: tuple[float, float]
+    half_extent: tuple[float, float]
+    depth: NDArray[np.float32]
+    z_rel: float
+    spine: tuple[float, float]
+
+
+def _make_slice(
+    rec: CaseRecord,
+    mask: NDArray[np.bool_],
+    geom: _Geometry,
+    k: int,
+    hu_window: tuple[float, float],
+) -> _Slice | None:
+    m = mask[geom.box[0], geom.box[1], k]
+    if not m.any():
+        return None
+    image = window_hu(
+        np.asarray(rec.volume.array)[geom.box[0], geom.box[1], k], hu_window
+    )
+    rows, cols = np.nonzero(m)
+    centre = (float(rows.mean()), float(cols.mean()))
+    half = (
+        max((rows.max() - rows.min() + 1) / 2.0, 1.0),
+        max((cols.max() - cols.min() + 1) / 2.0, 1.0),
+    )
+    depth = ndimage.distance_transform_edt(np.pad(m, 1), sampling=geom.spacing[:2])[
+        1:-1, 1:-1
+    ].astype(np.float32)
+    z0, z1 = geom.z_range
+    z_rel = (k - z0) / max(z1 - z0, 1)
+    spine = (float(geom.spine[k, 0]), float(geom.spine[k, 1]))
+    return _Slice(image, m, centre, half, depth, float(z_rel), spine)
+
+
+def _location(
+    sl: _Slice,
+    rows: NDArray[Any],
+    cols: NDArray[Any],
+    depth: NDArray[Any],
+    spacing: tuple[float, float, float],
+) -> list:
+    dr = rows - sl.centre[0]
+    dc = cols - sl.centre[1]
+    return [
+        dr * spacing[0],
+        dc * spacing[1],
+        dr / sl.half_extent[0],
+        dc / sl.half_extent[1],
+        depth,
+        np.full(rows.shape, sl.z_rel),
+        (rows - sl.spine[0]) * spacing[0],
+        (cols - sl.spine[1]) * spacing[1],
+    ]
+
+
+def _level1_slice(
+    sl: _Slice, geom: _Geometry
+) -> tuple[NDArray[Any], NDArray[Any], NDArray[np.float32]]:
+    """Level-1 features at the grid points inside the body of one slice."""
+    si, sj = geom.steps
+    grid = np.zeros_like(sl.mask)
+    grid[::si, ::sj] = True
+    rows, cols = np.nonzero(grid & sl.mask)
+    maps = _feature_maps(sl.image, geom.spacing[:2])
+    feats = [m[rows, cols] for m in maps]
+    feats += _location(sl, rows, cols, sl.depth[rows, cols], geom.spacing)
+    return rows // si, cols // sj, np.stack(feats, axis=1).astype(np.float32)
+
+
+def _segment_reduce(
+    values: NDArray[Any], order: NDArray[Any], starts: NDArray[Any], ufunc: np.ufunc
+) -> NDArray[Any]:
+    return ufunc.reduceat(values[order], starts)
+
+
+def _level2_slice(
+    sl: _Slice, geom: _Geometry, sp: NDArray[np.int32], prob: list[NDArray[np.float32]]
+) -> tuple[NDArray[Any], NDArray[Any]]:
+    """Level-2 features of the superpixels of one slice.
+
+    ``prob`` holds this slice of the coarse level-1 map, then its smoothed
+    versions (one per context scale).
+    """
+    inside = sp > 0
+    rows, cols = np.nonzero(inside)
+    if rows.size == 0:
+        return np.zeros(0, np.int64), np.zeros((0, len(_level2_names())), np.float32)
+    labels, inv = np.unique(sp[rows, cols], return_inverse=True)
+    counts = np.bincount(inv).astype(np.float64)
+    order = np.argsort(inv, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts[:-1]).astype(np.int64)])
+
+    def mean(values: NDArray[Any]) -> NDArray[Any]:
+        return np.bincount(inv, weights=values) / counts
+
+    maps = _feature_maps(sl.image, geom.spacing[:2])
+    feats = [mean(m[rows, cols]) for m in maps]
+    intensity = sl.image[rows, cols].astype(np.float64)
+    var = mean(intensity * intensity) - feats[0] ** 2
+    feats += [
+        np.sqrt(np.maximum(var, 0.0)),
+        _segment_reduce(intensity, order, starts, np.minimum),
+        _segment_reduce(intensity, order, starts, np.maximum),
+        counts * geom.spacing[0] * geom.spacing[1],
+    ]
+    feats.append(mean(sl.depth[rows, cols]))
+    coords = np.stack([rows / geom.steps[0], cols / geom.steps[1]])
+    p1 = ndimage.map_coordinates(prob[0], coords, order=1, mode="nearest")
+    feats += [
+        mean(p1),
+        _segment_reduce(p1, order, starts, np.maximum),
+        _segment_reduce(p1, order, starts, np.minimum),
+        mean((p1 > 0.5).astype(np.float64)),
+    ]
+    context = [
+        ndimage.map_coordinates(p, coords, order=1, mode="nearest") for p in prob[1:]
+    ]
+    feats += [mean(c) for c in context]
+    feats += [_segment_reduce(c, order, starts, np.maximum) for c in context]
+    return labels, np.stack(feats, axis=1).astype(np.float32)
+
+
+def _positive_proba(model: RandomForestClassifier, X: NDArray[Any]) -> NDArray[Any]:
+    """Probability of class 1, also when the forest saw a single class."""
+    if X.shape[0] == 0:
+        return np.zeros(0, np.float32)
+    classes = list(model.classes_)
+    if 1 not in classes and True not in classes:
+        return np.zeros(X.shape[0], np.float32)
+    proba = model.predict_proba(X)
+    return proba[:, classes.index(1)].astype(np.float32)
+
+
+def _subsample(
+    y: NDArray[np.bool_], cap: int, rng: np.random.RandomState
+) -> NDArray[Any]:
+    """Indices keeping all positives (up to cap // 2) and negatives up to cap."""
+    pos = np.flatnonzero(y)
+    neg = np.flatnonzero(~y)
+    if pos.size > cap // 2 and pos.size + neg.size > cap:
+        pos = rng.choice(pos, max(cap // 2, 1), replace=False)
+    n_neg = max(cap - pos.size, 0)
+    if neg.size > n_neg:
+        neg = rng.choice(neg, n_neg, replace=False)
+    return np.sort(np.concatenate([pos, neg]))
+
+
+# --------------------------------------------------------------------------- #
+# Public helpers
+# --------------------------------------------------------------------------- #
+def candidate_mask(record: CaseRecord) -> NDArray[np.bool_]:
+    """Voxel mask of a record's candidate superpixels (the set S_RF).
+
+    Parameters
+    ----------
+    record : CaseRecord
+        A record with ``superpixels`` and ``candidates`` set (the output of
+        :meth:`RFCascade.transform`).
+
+    Returns
+    -------
+    ndarray of bool, canonical voxel order
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pancreas.record import make_record
+    >>> from pancreas.cascade import candidate_mask
+    >>> rec = make_record(np.zeros((2, 2, 1)))
+    >>> rec.superpixels = np.array([[[1], [2]], [[3], [0]]], np.int32)
+    >>> rec.candidates = np.array([2, 3], np.int32)
+    >>> candidate_mask(rec)[..., 0].tolist()
+    [[False, True], [True, False]]
+    """
+    if record.superpixels is None or record.candidates is None:
+        raise InvalidVolumeError(
+            f"{record.case_id}: the record has no candidate superpixels; run "
+            "SuperpixelGenerator and RFCascade first"
+        )
+    keep = np.zeros(record.n_superpixels + 1, dtype=bool)
+    cand = np.asarray(record.candidates, dtype=np.int64)
+    keep[cand[(cand > 0) & (cand < keep.size)]] = True
+    return keep[record.superpixels]
+
+
+def candidate_recall(record: CaseRecord, label: Any) -> float:
+    """Fraction of the pancreas voxels that lie inside the candidate set S_RF.
+
+    Parameters
+    ----------
+    record : CaseRecord
+        A record with ``superpixels`` and ``candidates`` set.
+    label : path, nibabel image, Volume or ndarray
+        The case's label on its own (native) grid, as in ``y``; non-zero
+        means pancreas.
+
+    Returns
+    -------
+    float
+        Recall in [0, 1] (1 when both the label and S_RF are empty, 0 when
+        only the label is; see :func:`pancreas.metrics.recall_score`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pancreas.record import make_record
+    >>> from pancreas.cascade import candidate_recall
+    >>> rec = make_record(np.zeros((2, 2, 1)))
+    >>> rec.superpixels = np.array([[[1], [2]], [[3], [0]]], np.int32)
+    >>> rec.candidates = np.array([2], np.int32)
+    >>> candidate_recall(rec, np.array([[[0], [1]], [[1], [0]]]))
+    0.5
+    """
+    from pancreas.metrics import recall_score
+
+    return recall_score(record.label_array(label), candidate_mask(record))
+
+
+def _check_superpixels(records: list[CaseRecord]) -> None:
+    for rec in records:
+        if rec.superpixels is None:
+            raise InvalidVolumeError(
+                f"{rec.case_id}: RFCascade needs records with superpixels; run "
+                "pancreas.superpixels.SuperpixelGenerator first (for example "
+                "make_pipeline(SuperpixelGenerator(), RFCascade()))"
+            )
+        if rec.superpixels.shape != rec.shape:
+            raise InvalidVolumeError(
+                f"{rec.case_id}: superpixels of shape {rec.superpixels.shape} do "
+                f"not match the volume's shape {rec.shape}"
+            )
+
+
+# --------------------------------------------------------------------------- #
+# Estimator
+# --------------------------------------------------------------------------- #
+class RFCascade(TransformerMixin, BaseEstimator):
+    """Two-level random-forest cascade selecting candidate superpixels (S_RF).
+
+    Level 1 classifies image patches centred on a regular grid inside the
+    body (every `grid_spacing` mm in-plane, every slice) from local
+    intensity statistics (mean and standard deviation) over square patches
+    of 5, 11, 21 and 41 mm, texture (gradient magnitude at 1 and 3 mm,
+    Laplacian of Gaussian at 2 and 4 mm) and location: the offset from the
+    body's centroid in the slice (in mm and relative to the body's extent),
+    the offset in mm from the spine (the bone in the posterior midline,
+    tracked along z), the depth below the body surface in mm and the
+    relative height within the body. Its probabilities form a response
+    map. Level 2 classifies each superpixel from the means of
+    the same intensity and texture maps over it, its intensity spread, area
+    in mm^2 and depth below the body surface, and from the response map
+    inside it (mean, max, min, fraction > 0.5) and around it (3D Gaussian
+    context at 5 and 15 mm: mean and max over the superpixel). Superpixels
+    with probability above `threshold` are the candidates.
+
+    Parameters
+    ----------
+    n_estimators : int, default=50
+        Trees in each forest.
+    max_depth : int or None, default=20
+        Maximum depth of the trees.
+    min_samples_leaf : int, default=50
+        Minimum samples in a leaf.
+    max_patches_per_case : int, default=20000
+        Training rows drawn from each case, at each level: all positives (up
+        to half of this) and random negatives.
+    grid_spacing : float, default=3.0
+        In-plane distance in mm between level-1 patch centres.
+    threshold : float, default=0.5
+        A superpixel is a candidate when its level-2 probability exceeds it.
+    positive_fraction : float, default=0.1
+        A superpixel is a positive level-2 training example when at least
+        this fraction of its voxels is pancreas (see Notes).
+    cv : int, default=3
+        Folds (grouped by case) for the out-of-fold level-1 probabilities
+        that train level 2.
+    hu_window : tuple of (float, float), default=(-160.0, 240.0)
+        HU window mapped to [0, 1] before computing features.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the subsampling, the fold assignment and both forests.
+    n_jobs : int or None, default=None
+        Parallel jobs (threads) for the per-slice features and the forests.
+        None means 1 unless in a ``joblib.parallel_config`` context.
+    verbose : int, default=0
+        Progress bars over cases when > 0, and over slices when > 1.
+
+    Attributes
+    ----------
+    level1_ : RandomForestClassifier
+        The patch forest, refitted on all training cases.
+    level2_ : RandomForestClassifier
+        The superpixel forest.
+    n_features_level1_ : int
+        Number of patch features.
+    feature_names_level1_ : ndarray of str
+        Names of the patch features.
+    n_features_level2_ : int
+        Number of superpixel features.
+    feature_names_level2_ : ndarray of str
+        Names of the superpixel features.
+    n_patches_ : int
+        Patches used to fit ``level1_``.
+    n_superpixels_fit_ : int
+        Superpixels used to fit ``level2_``.
+    n_folds_ : int
+        Folds actually used for the out-of-fold level-1 map (0 when there
+        was a single training case and level 2 saw in-sample probabilities).
+
+    See Also
+    --------
+    pancreas.superpixels.SuperpixelGenerator : The stage before, which adds
+        the superpixels.
+    candidate_recall : Fraction of the pancreas covered by the candidates.
+
+    Notes
+    -----
+    * Both forests use ``class_weight="balanced_subsample"``: the pancreas
+      is a tiny fraction of the body, and the balanced weights make a
+      probability above 0.5 mean "more pancreas-like than the typical
+      background" rather than "more likely pancreas than not"; together
+      with the response-map context this is what makes S_RF highly
+      sensitive at the cost of over-segmentation, as in the paper.
+      Subsampling the negatives does not change these balanced
+      probabilities.
+    * Location reaches level 2 only through the response map (and the
+      depth below the skin): the in-plane offsets and relative height,
+      useful at level 1, made level 2 over-fit the training cases'
+      pancreas positions and miss much of the pancreas of new cases.
+      Large leaves (``min_samples_leaf=50``) generalise better for the
+      same reason.
+    * The level-2 forest is trained on out-of-fold level-1 maps (case-wise
+      folds), so it does not learn to trust the level-1 forest's
+      over-confident outputs on its own training cases; ``level1_`` is
+      then refitted on all cases.
+    * Level 2 learns "pancreas and its surroundings" (the paper's words for
+      S_RF): a superpixel is a positive example when at least
+      `positive_fraction` of it is pancreas. The majority rule of the
+      "Optimal" labelling (``positive_fraction=0.5``) teaches the forest to
+      drop the superpixels on the pancreas outline, which hold most of the
+      pancreas voxels S_RF then misses: on held-out phantom cases the
+      candidates' voxel recall was 0.93 with 0.5 and 0.995 with 0.1, at
+      S_RF Dice 0.44 and 0.32.
+    * ``transform`` returns new records with ``sp_proba`` (float32, indexed
+      by superpixel label, entry 0 is 0) and ``candidates`` (int32 labels)
+      set; the records passed in are not changed.
+
+    References
+    ----------
+    .. [1] H. R. Roth, A. Farag, L. Lu, E. B. Turkbey, R. M. Summers, "Deep
+       convolutional networks for pancreas segmentation in CT imaging",
+       SPIE Medical Imaging 2015, :arXiv:`1504.03967`.
+    .. [2] A. Farag, L. Lu, E. Turkbey, J. Liu, R. M. Summers, "A bottom-up
+       approach for automatic pancreas segmentation in abdominal CT scans",
+       MICCAI Abdominal Imaging Workshop 2014, :arXiv:`1407.8497`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pancreas.io import Volume
+    >>> from pancreas.superpixels import SuperpixelGenerator
+    >>> from pancreas.cascade import RFCascade, candidate_recall
+    >>> rng = np.random.default_rng(0)
+    >>> cts, labels = [], []
+    >>> for i in range(3):
+    ...     hu = rng.normal(0, 10, (32, 32, 4)).astype(np.int16)
+    ...     hu[:2], hu[-2:], hu[:, :2], hu[:, -2:] = -1000, -1000, -1000, -1000
+    ...     lab = np.zeros(hu.shape, np.uint8)
+    ...     lab[14 + i:22 + i, 10:20] = 1
+    ...     hu[lab == 1] += 120
+    ...     cts.append(Volume(hu, np.diag([1.5, 1.5, 3.0, 1.0])))
+    ...     labels.append(Volume(lab, np.diag([1.5, 1.5, 3.0, 1.0])))
+    >>> records = SuperpixelGenerator().fit_transform(cts)
+    >>> cascade = RFCascade(n_estimators=10, random_state=0).fit(records, labels)
+    >>> out = cascade.transform(records)
+    >>> candidate_recall(out[0], labels[0]) > 0.9
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "max_depth": [Interval(Integral, 1, None, closed="left"), None],
+        "min_samples_leaf": [Interval(Integral, 1, None, closed="left")],
+        "max_patches_per_case": [Interval(Integral, 2, None, closed="left")],
+        "grid_spacing": [Interval(Real, 0, None, closed="neither")],
+        "threshold": [Interval(Real, 0, 1, closed="both")],
+        "positive_fraction": [Interval(Real, 0, 1, closed="right")],
+        "cv": [Interval(Integral, 2, None, closed="left")],
+        "hu_window": [tuple, list],
+        "random_state": ["random_state"],
+        "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        n_estimators: int = 50,
+        max_depth: int | None = 20,
+        min_samples_leaf: int = 50,
+        max_patches_per_case: int = 20000,
+        grid_spacing: float = 3.0,
+        threshold: float = 0.5,
+        positive_fraction: float = 0.1,
+        cv: int = 3,
+        hu_window: tuple[float, float] = (-160.0, 240.0),
+        random_state: int | np.random.RandomState | None = None,
+        n_jobs: int | None = None,
+        verbose: int = 0,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.min_samples_leaf = min_samples_leaf
+        self.max_patches_per_case = max_patches_per_case
+        self.grid_spacing = grid_spacing
+        self.threshold = threshold
+        self.positive_fraction = positive_fraction
+        self.cv = cv
+        self.hu_window = hu_window
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.target_tags.required = True
+        return tags
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any) -> RFCascade:
+        """Fit both forests.
+
+        Parameters
+        ----------
+        X : sequence of CaseRecord
+            Cases with superpixels, as returned by
+            :meth:`SuperpixelGenerator.transform`.
+        y : sequence of label volumes
+            One label per case on its own grid; non-zero means pancreas.
+
+        Returns
+        -------
+        self : RFCascade
+            The fitted cascade.
+        """
+        _check_window(self.hu_window)
+        records = as_records(X)
+        _check_superpixels(records)
+        labels = check_labels(records, y)
+        rng = check_random_state(self.random_state)
+        cap = int(self.max_patches_per_case)
+        n_cases = len(records)
+        if n_cases == 0:
+            raise InvalidVolumeError("RFCascade.fit needs at least one case")
+
+        # Pass 1: subsampled level-1 training patches of every case.
+        def level1_rows(i: int) -> tuple[NDArray[Any], NDArray[Any]]:
+            rec, lab = records[i], labels[i]
+            geom, (a, b, k, feats) = self._level1_case(rec)
+            rows = a * geom.steps[0] + geom.box[0].start
+            cols = b * geom.steps[1] + geom.box[1].start
+            target = lab[rows, cols, k]
+            keep = _subsample(target, cap, rng)
+            return feats[keep], target[keep]
+
+        rows1 = self._over_cases(level1_rows, range(n_cases), "level-1 patches")
+        n_folds = min(int(self.cv), n_cases)
+        fold = rng.permutation(n_cases) % n_folds
+        seed_final, seed_level2, *fold_seeds = rng.randint(
+            np.iinfo(np.int32).max, size=2 + n_folds
+        )
+
+        def stack(cases: Any) -> tuple[NDArray[Any], NDArray[Any]]:
+            feats = np.concatenate([rows1[i][0] for i in cases])
+            return feats, np.concatenate([rows1[i][1] for i in cases])
+
+        fold_models: list[RandomForestClassifier] = []
+        if n_folds >= 2:
+            for f in range(n_folds):
+                train = np.flatnonzero(fold != f)
+                fold_models.append(self._forest(fold_seeds[f]).fit(*stack(train)))
+        else:
+            warnings.warn(
+                "RFCascade was fitted on a single case: level 2 is trained on "
+                "in-sample level-1 probabilities, which are over-confident",
+                UserWarning,
+                stacklevel=2,
+            )
+        X1, y1 = stack(range(n_cases))
+        level1 = self._forest(seed_final).fit(X1, y1)
+        n_patches = X1.shape[0]
+        del X1, y1
+        rows1.clear()
+
+        # Pass 2: level-2 features from out-of-fold level-1 maps.
+        def level2_rows(i: int) -> tuple[NDArray[Any], NDArray[Any]]:
+            model = fold_models[fold[i]] if fold_models else level1
+            sp_labels, feats = self._level2_case(records[i], model)
+            frac = superpixel_label_fractions(records[i].superpixels, labels[i])
+            target = frac[sp_labels] >= self.positive_fraction
+            keep = _subsample(target, cap, rng)
+            return feats[keep], target[keep]
+
+        rows2 = self._over_cases(level2_rows, range(n_cases), "level-2 superpixels")
+        X2 = np.concatenate([r[0] for r in rows2])
+        y2 = np.concatenate([r[1] for r in rows2])
+        level2 = self._forest(seed_level2).fit(X2, y2)
+
+        self.level1_ = level1
+        self.level2_ = level2
+        self.feature_names_level1_ = np.asarray(_level1_names(), dtype=object)
+        self.n_features_level1_ = len(self.feature_names_level1_)
+        self.feature_names_level2_ = np.asarray(_level2_names(), dtype=object)
+        self.n_features_level2_ = len(self.feature_names_level2_)
+        self.n_patches_ = int(n_patches)
+        self.n_superpixels_fit_ = int(X2.shape[0])
+        self.n_folds_ = n_folds if fold_models else 0
+        return self
+
+    # ------------------------------------------------------------ transform
+    def transform(self, X: Any) -> list[CaseRecord]:
+        """Score every superpixel and keep the candidates.
+
+        Parameters
+        ----------
+        X : sequence of CaseRecord
+            Cases with superpixels.
+
+        Returns
+        -------
+        list of CaseRecord
+            New records with ``sp_proba`` and ``candidates`` set.
+        """
+        check_is_fitted(self)
+        records = as_records(X)
+        _check_superpixels(records)
+
+        def one(rec: CaseRecord) -> CaseRecord:
+            proba = self._sp_proba(rec)
+            candidates = np.flatnonzero(proba > self.threshold).astype(np.int32)
+            return dataclasses.replace(
+                rec,
+                sp_proba=proba,
+                candidates=candidates,
+                convnet_proba=None,
+                extras=dict(rec.extras),
+            )
+
+        return self._over_cases(one, records, "RF cascade")
+
+    def predict_proba_superpixels(self, X: Any) -> list[NDArray[np.float32]]:
+        """Level-2 probability p_RF of every superpixel of each case.
+
+        Parameters
+        ----------
+        X : sequence of CaseRecord
+            Cases with superpixels.
+
+        Returns
+        -------
+        list of ndarray of float32 of shape (n_superpixels + 1,)
+            Indexed by superpixel label; entry 0 (outside the body) is 0.
+        """
+        check_is_fitted(self)
+        records = as_records(X)
+        _check_superpixels(records)
+        return self._over_cases(self._sp_proba, records, "RF cascade")
+
+    # -------------------------------------------------------------- helpers
+    def _forest(self, seed: int) -> RandomForestClassifier:
+        return RandomForestClassifier(
+            n_estimators=self.n_estimators,
+            max_depth=self.max_depth,
+            min_samples_leaf=self.min_samples_leaf,
+            max_features="sqrt",
+            class_weight="balanced_subsample",
+            n_jobs=self.n_jobs,
+            random_state=int(seed),
+        )
+
+    def _over_cases(self, func: Callable[[Any], Any], items: Any, desc: str) -> list:
+        return parallel_map(func, items, n_jobs=1, verbose=self.verbose, desc=desc)
+
+    def _body(self, rec: CaseRecord) -> NDArray[np.bool_]:
+        if rec.body_mask is not None:
+            return np.asarray(rec.body_mask, dtype=bool)
+        return np.asarray(rec.superpixels) > 0
+
+    def _slices(
+        self,
+        rec: CaseRecord,
+        mask: NDArray[np.bool_],
+        geom: _Geometry,
+        func: Callable[[int, _Slice], Any],
+    ) -> list:
+        window = tuple(float(v) for v in self.hu_window)
+
+        def work(k: int) -> Any:
+            sl = _make_slice(rec, mask, geom, k, window)
+            return None if sl is None else func(k, sl)
+
+        return parallel_map(
+            work,
+            range(rec.shape[2]),
+            n_jobs=self.n_jobs,
+            verbose=max(int(self.verbose) - 1, 0),
+            desc=rec.case_id,
+        )
+
+    def _level1_case(self, rec: CaseRecord) -> tuple[_Geometry, tuple]:
+        """Level-1 features at every grid point of a case, with its coordinates."""
+        mask = self._body(rec)
+        hu = np.asarray(rec.volume.array)
+        geom = _geometry(mask, hu, rec.spacing, float(self.grid_spacing))
+        results = self._slices(rec, mask, geom, lambda k, sl: _level1_slice(sl, geom))
+        a, b, k, feats = [], [], [], []
+        for z, res in enumerate(results):
+            if res is None:
+                continue
+            a.append(res[0])
+            b.append(res[1])
+            k.append(np.full(res[0].shape, z))
+            feats.append(res[2])
+        if not feats:
+            empty = np.zeros(0, np.int64)
+            n_feat = len(_level1_names())
+            return geom, (empty, empty, empty, np.zeros((0, n_feat), np.float32))
+        return geom, (
+            np.concatenate(a),
+            np.concatenate(b),
+            np.concatenate(k),
+            np.concatenate(feats),
+        )
+
+    def _level2_case(
+        self, rec: CaseRecord, model: RandomForestClassifier
+    ) -> tuple[NDArray[Any], NDArray[np.float32]]:
+        """Level-2 features of every superpixel of a case (labels, features)."""
+        geom, (a, b, k, feats) = self._level1_case(rec)
+        coarse = np.zeros(geom.coarse_shape, dtype=np.float32)
+        coarse[a, b, k] = _positive_proba(model, feats)
+        del feats
+        grid_mm = (
+            geom.steps[0] * geom.spacing[0],
+            geom.steps[1] * geom.spacing[1],
+            geom.spacing[2],
+        )
+        maps = [coarse] + [
+            ndimage.gaussian_filter(coarse, [s / g for g in grid_mm], mode="constant")
+            for s in _CONTEXT_SIGMAS_MM
+        ]
+        mask = self._body(rec)
+        sp_all = np.asarray(rec.superpixels)
+
+        def work(z: int, sl: _Slice) -> Any:
+            sp = sp_all[geom.box[0], geom.box[1], z]
+            return _level2_slice(sl, geom, sp, [m[:, :, z] for m in maps])
+
+        results = [r for r in self._slices(rec, mask, geom, work) if r is not None]
+        if not results:
+            return np.zeros(0, np.int64), np.zeros(
+                (0, len(_level2_names())), np.float32
+            )
+        return (
+            np.concatenate([r[0] for r in results]),
+            np.concatenate([r[1] for r in results]),
+        )
+
+    def _sp_proba(self, rec: CaseRecord) -> NDArray[np.float32]:
+        sp_labels, feats = self._level2_case(rec, self.level1_)
+        proba = np.zeros(rec.n_superpixels + 1, dtype=np.float32)
+        proba[sp_labels] = _positive_proba(self.level2_, feats)
+        proba[0] = 0.0
+        return proba
