@@ -3,8 +3,8 @@
 Roth et al. (2015), Sec. 2.1, after Farag et al. (2014): image patches on a
 regular grid inside the body are classified by a first random forest into a
 pancreas probability response map; a second forest classifies each
-superpixel from its own intensity, size and location and from the response
-map inside and around it. The superpixels with ``p_RF > 0.5`` form the
+superpixel from its own intensity, texture, size and depth and from the
+response map inside and around it. The superpixels with ``p_RF > 0.5`` form the
 candidate set ``S_RF``: highly sensitive, heavily over-segmented.
 
 Data contract: ``X`` is a sequence of cases whose records already carry
@@ -32,6 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from pancreas._parallel import parallel_map
 from pancreas._validation import Interval, _fit_context
+from pancreas.base import VolumeEstimatorMixin
 from pancreas.exceptions import InvalidVolumeError
 from pancreas.record import CaseRecord, as_records, check_labels
 from pancreas.superpixels import _check_window, superpixel_label_fractions, window_hu
@@ -433,7 +434,7 @@ def _check_superpixels(records: list[CaseRecord]) -> None:
 # --------------------------------------------------------------------------- #
 # Estimator
 # --------------------------------------------------------------------------- #
-class RFCascade(TransformerMixin, BaseEstimator):
+class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
     """Two-level random-forest cascade selecting candidate superpixels (S_RF).
 
     Level 1 classifies image patches centred on a regular grid inside the
@@ -521,6 +522,11 @@ class RFCascade(TransformerMixin, BaseEstimator):
       sensitive at the cost of over-segmentation, as in the paper.
       Subsampling the negatives does not change these balanced
       probabilities.
+    * A level-1 patch is labelled by the voxel at its centre. Each case
+      gives all its pancreas patches (up to half of
+      `max_patches_per_case`) and random other patches inside the body,
+      which bounds the forests' size and fitting time whatever the image
+      size; level 2 draws its superpixels the same way.
     * Location reaches level 2 only through the response map (and the
       depth below the skin): the in-plane offsets and relative height,
       useful at level 1, made level 2 over-fit the training cases'
@@ -619,11 +625,6 @@ class RFCascade(TransformerMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.target_tags.required = True
-        return tags
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)

@@ -37,7 +37,10 @@ def _demo(args: argparse.Namespace) -> int:
         args.seed,
     )
     images, labels = make_phantom_cohort(
-        n_train + n_val + n_test, shape=shape, random_state=args.seed, n_jobs=args.n_jobs
+        n_train + n_val + n_test,
+        shape=shape,
+        random_state=args.seed,
+        n_jobs=args.n_jobs,
     )
     train = slice(0, n_train)
     val = slice(n_train, n_train + n_val)

@@ -32,6 +32,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from pancreas._validation import Interval, _fit_context
+from pancreas.base import VolumeEstimatorMixin
 from pancreas.exceptions import InvalidVolumeError
 from pancreas.patches import sample_patches, scale_boxes, superpixel_boxes
 from pancreas.record import CaseRecord, as_records, check_labels
@@ -230,7 +231,7 @@ def _patch_dataset_class() -> type:
     return PatchDataset
 
 
-class SuperpixelConvNet(TransformerMixin, BaseEstimator):
+class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
     """Multi-scale ConvNet probability of each candidate superpixel.
 
     Third stage of Roth et al. (2015): every candidate superpixel kept by
@@ -444,11 +445,6 @@ class SuperpixelConvNet(TransformerMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.target_tags.required = True
-        return tags
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)

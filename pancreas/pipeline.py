@@ -17,7 +17,7 @@ from sklearn.pipeline import _name_estimators
 from sklearn.utils.validation import check_is_fitted
 
 from pancreas._parallel import parallel_map
-from pancreas.record import CaseRecord, as_records, check_labels
+from pancreas.record import CaseRecord, check_labels
 from pancreas.report import PAPER_TEST_DICE, StageReport
 
 __all__ = ["Pipeline", "make_pipeline", "make_roth2015_pipeline", "stage_report"]

@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from pancreas._parallel import parallel_map
 from pancreas._validation import Interval, StrOptions, _fit_context
+from pancreas.base import VolumeEstimatorMixin
 from pancreas.exceptions import InvalidVolumeError
 from pancreas.record import CaseRecord, as_records, check_labels
 
@@ -206,7 +207,7 @@ def dice_curve(
     return dice.astype(np.float64)
 
 
-class GaussianRefiner(BaseEstimator):
+class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
     """Paint, smooth in 3D and threshold the ConvNet's superpixel probabilities.
 
     The last stage of Roth et al. (2015): candidate superpixels are painted
@@ -369,7 +370,9 @@ class GaussianRefiner(BaseEstimator):
 
         def curves(pair: tuple[CaseRecord, NDArray]) -> dict[str, NDArray]:
             rec, lab = pair
-            return {k: dice_curve(m, lab, grid) for k, m in self.stage_maps(rec).items()}
+            return {
+                k: dice_curve(m, lab, grid) for k, m in self.stage_maps(rec).items()
+            }
 
         per_case = parallel_map(
             curves,

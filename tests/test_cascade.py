@@ -97,6 +97,7 @@ def test_not_fitted_raises(cohort):
         {"grid_spacing": 0.0},
         {"max_patches_per_case": 1},
         {"min_samples_leaf": 0},
+        {"positive_fraction": 0.0},
         {"hu_window": (100.0, 0.0)},
     ],
 )
@@ -114,7 +115,7 @@ def test_fit_returns_self_and_fitted_attributes(cohort):
     assert est.n_features_level1_ == len(est.feature_names_level1_)
     assert est.level1_.n_features_in_ == est.n_features_level1_
     assert est.level2_.n_features_in_ == est.n_features_level2_
-    assert "depth_mm" in est.feature_names_level1_
+    assert {"depth_mm", "dx_spine_mm", "mean_41mm"} <= set(est.feature_names_level1_)
     assert "p1_mean" in est.feature_names_level2_
     assert est.n_folds_ == 2
     assert 0 < est.n_patches_ and 0 < est.n_superpixels_fit_

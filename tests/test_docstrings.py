@@ -52,6 +52,8 @@ def test_numpydoc(qualname):
     from numpydoc.validate import validate
 
     errors = [
-        f"{code}: {msg}" for code, msg in validate(qualname)["errors"] if code in CHECKED
+        f"{code}: {msg}"
+        for code, msg in validate(qualname)["errors"]
+        if code in CHECKED
     ]
     assert not errors, "\n".join(errors)
