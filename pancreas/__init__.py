@@ -27,6 +27,14 @@ _LAZY = {
     "load_nih_pancreas": "pancreas.datasets",
     "load_msd_pancreas": "pancreas.datasets",
     "load_nifti_folder": "pancreas.datasets",
+    # the method
+    "SuperpixelGenerator": "pancreas.superpixels",
+    "RFCascade": "pancreas.cascade",
+    "SuperpixelConvNet": "pancreas.convnet",
+    "GaussianRefiner": "pancreas.refine",
+    "Pipeline": "pancreas.pipeline",
+    "make_pipeline": "pancreas.pipeline",
+    "make_roth2015_pipeline": "pancreas.pipeline",
     # metrics
     "dice_score": "pancreas.metrics",
     "jaccard_score": "pancreas.metrics",
