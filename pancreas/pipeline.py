@@ -17,6 +17,7 @@ from sklearn.pipeline import _name_estimators
 from sklearn.utils.validation import check_is_fitted
 
 from pancreas._parallel import parallel_map
+from pancreas.metrics import dice_score
 from pancreas.record import CaseRecord, check_labels
 from pancreas.report import PAPER_TEST_DICE, StageReport
 
@@ -260,12 +261,6 @@ def make_roth2015_pipeline(
     )
 
 
-def _dice(a: NDArray, b: NDArray) -> float:
-    from pancreas.metrics import dice_score
-
-    return float(dice_score(b, a))
-
-
 def stage_report(
     pipeline: Pipeline, X: Any, y: Any, *, n_jobs: int | None = None
 ) -> StageReport:
@@ -324,13 +319,13 @@ def stage_report(
         srf = lut[rec.superpixels]
         row: dict[str, Any] = {
             "case": rec.case_id,
-            "Optimal": _dice(optimal_superpixel_mask(rec.superpixels, lab), lab),
-            "S_RF": _dice(srf, lab),
+            "Optimal": dice_score(optimal_superpixel_mask(rec.superpixels, lab), lab),
+            "S_RF": dice_score(srf, lab),
             "S_RF recall": float(srf[lab].mean()) if lab.any() else 1.0,
         }
         for key, prob in refiner.stage_maps(rec).items():
             name = rename[key]
-            row[name] = _dice(prob > thresholds[name], lab)
+            row[name] = dice_score(prob > thresholds[name], lab)
         return row
 
     rows = parallel_map(

@@ -23,6 +23,7 @@ from pancreas._parallel import parallel_map
 from pancreas._validation import Interval, StrOptions, _fit_context
 from pancreas.base import VolumeEstimatorMixin
 from pancreas.exceptions import InvalidVolumeError
+from pancreas.metrics import dice_score
 from pancreas.record import CaseRecord, as_records, check_labels
 
 __all__ = [
@@ -461,13 +462,7 @@ class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
         records = as_records(X)
         labels = check_labels(records, y)
         scores = [
-            _dice(self._mask_canonical(rec), lab)
+            dice_score(self._mask_canonical(rec), lab)
             for rec, lab in zip(records, labels, strict=True)
         ]
         return float(np.mean(scores))
-
-
-def _dice(a: NDArray, b: NDArray) -> float:
-    from pancreas.metrics import dice_score
-
-    return float(dice_score(b, a))
