@@ -8,13 +8,6 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from sklearn.utils.estimator_checks import (
-    check_do_not_raise_errors_in_init_or_set_params,
-    check_get_params_invariance,
-    check_no_attributes_set_in_init,
-    check_parameters_default_constructible,
-    check_set_params,
-)
 
 from pancreas.cascade import RFCascade, candidate_mask, candidate_recall
 from pancreas.exceptions import InvalidVolumeError
@@ -66,16 +59,6 @@ def fitted(cohort):
 # --------------------------------------------------------------------------- #
 # scikit-learn conventions
 # --------------------------------------------------------------------------- #
-def test_sklearn_data_free_checks():
-    name = "RFCascade"
-    est = RFCascade()
-    check_no_attributes_set_in_init(name, est)
-    check_parameters_default_constructible(name, est)
-    check_get_params_invariance(name, est)
-    check_set_params(name, est)
-    check_do_not_raise_errors_in_init_or_set_params(name, est)
-
-
 def test_clone_get_set_params():
     est = RFCascade(n_estimators=7, threshold=0.3)
     params = clone(est).get_params()
