@@ -54,9 +54,10 @@ def main() -> None:
     lut[rec.candidates] = True
     covering = np.unique(rec.superpixels[label & lut[rec.superpixels]])
     rows = np.searchsorted(rec.candidates, covering)
+    on_pancreas = proba[rows].mean() if rows.size else float("nan")
     print(
         f"ConvNet p (mean over scales): all candidates {proba.mean():.3f}, "
-        f"candidates on the pancreas {proba[rows].mean() if rows.size else float('nan'):.3f}"
+        f"candidates on the pancreas {on_pancreas:.3f}"
     )
     mask = pipe.predict([ct])[0]
     print(f"final Dice {dice_score(truth, mask):.3f}")
