@@ -296,6 +296,7 @@ def stage_report(
     >>> StageReport.stage_columns(4)[-2:]
     ('P(x) Ns=4', 'G(P(x)) Ns=4')
     """
+    from pancreas.cascade import candidate_mask
     from pancreas.superpixels import optimal_superpixel_mask
 
     check_is_fitted(pipeline)
@@ -314,9 +315,7 @@ def stage_report(
 
     def one(pair: tuple[CaseRecord, NDArray]) -> dict[str, Any]:
         rec, lab = pair
-        lut = np.zeros(rec.n_superpixels + 1, dtype=bool)
-        lut[rec.candidates] = True
-        srf = lut[rec.superpixels]
+        srf = candidate_mask(rec)
         row: dict[str, Any] = {
             "case": rec.case_id,
             "Optimal": dice_score(optimal_superpixel_mask(rec.superpixels, lab), lab),
