@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import joblib
 import numpy as np
 
-from pancreas.cascade import candidate_recall
+from pancreas.cascade import candidate_mask, candidate_recall
 from pancreas.io import load_volume
 from pancreas.metrics import dice_score
 
@@ -50,9 +50,7 @@ def main() -> None:
         f"S_RF recall {candidate_recall(rec, label):.3f}"
     )
     proba = rec.convnet_proba
-    lut = np.zeros(rec.n_superpixels + 1, dtype=bool)
-    lut[rec.candidates] = True
-    covering = np.unique(rec.superpixels[label & lut[rec.superpixels]])
+    covering = np.unique(rec.superpixels[label & candidate_mask(rec)])
     rows = np.searchsorted(rec.candidates, covering)
     on_pancreas = proba[rows].mean() if rows.size else float("nan")
     print(
