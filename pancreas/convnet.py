@@ -445,7 +445,6 @@ class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any) -> SuperpixelConvNet:

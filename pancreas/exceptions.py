@@ -24,3 +24,15 @@ class VolumeFileError(PancreasError, OSError):
 
 class DatasetLayoutError(PancreasError, ValueError):
     """A dataset folder does not follow the expected layout."""
+
+
+class ModelFileError(PancreasError, OSError):
+    """A model directory is missing a file, is corrupt or was tampered with."""
+
+
+class UntrustedModelError(ModelFileError):
+    """A model file holds objects that pancreas does not trust to load."""
+
+
+class ModelVersionError(PancreasError, ValueError):
+    """A model was saved by an incompatible version of pancreas."""

@@ -378,7 +378,6 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any = None, y: Any = None) -> SuperpixelGenerator:
         """Check the parameters; superpixels are computed without training.

@@ -28,3 +28,30 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real CT test data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+#: Grid of the tiny phantoms used by the end-to-end tests.
+TINY_SHAPE = (64, 64, 12)
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort():
+    """Five tiny labelled phantoms: 3 to train, 1 to validate, 1 to test."""
+    from pancreas.phantom import make_phantom_cohort
+
+    return make_phantom_cohort(5, shape=TINY_SHAPE, random_state=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_fitted(tiny_cohort):
+    """A pipeline (tiny preset) fitted on ``tiny_cohort``'s first 4 cases.
+
+    Shared by the tests of model files, reports and the CLI; do not mutate it.
+    """
+    pytest.importorskip("keras")
+    from pancreas.pipeline import make_roth2015_pipeline
+
+    images, labels = tiny_cohort
+    pipe = make_roth2015_pipeline(preset="tiny", random_state=0)
+    pipe.fit(images[:3], labels[:3], X_val=images[3:4], y_val=labels[3:4])
+    return pipe

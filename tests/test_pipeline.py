@@ -8,7 +8,6 @@ import pytest
 from sklearn.base import clone
 
 from pancreas.io import Volume
-from pancreas.phantom import make_phantom_cohort
 from pancreas.pipeline import Pipeline, make_pipeline, make_roth2015_pipeline
 from pancreas.refine import GaussianRefiner
 
@@ -19,16 +18,13 @@ SHAPE = (64, 64, 12)
 
 
 @pytest.fixture(scope="module")
-def cohort():
-    return make_phantom_cohort(5, shape=SHAPE, random_state=3)
+def cohort(tiny_cohort):
+    return tiny_cohort
 
 
 @pytest.fixture(scope="module")
-def fitted(cohort):
-    images, labels = cohort
-    pipe = make_roth2015_pipeline(preset="tiny", random_state=0)
-    pipe.fit(images[:3], labels[:3], X_val=images[3:4], y_val=labels[3:4])
-    return pipe
+def fitted(tiny_fitted):
+    return tiny_fitted
 
 
 def test_fit_predict_score(fitted, cohort):
