@@ -25,6 +25,7 @@ def parallel_map(
     prefer: str = "threads",
     verbose: int = 0,
     desc: str | None = None,
+    args: tuple[Any, ...] = (),
 ) -> list[T]:
     """Apply ``func`` to each item, in parallel through joblib, in order.
 
@@ -43,11 +44,16 @@ def parallel_map(
         Show a tqdm progress bar when > 0.
     desc : str, optional
         Label of the progress bar.
+    args : tuple, default=()
+        Extra arguments shared by every call, ``func(item, *args)`` (for
+        example a fitted model); on a Dask cluster, pass large ones through
+        ``joblib.parallel_config(backend="dask", scatter=[...])`` so they
+        travel to each worker once.
 
     Returns
     -------
     list
-        ``[func(item) for item in items]``.
+        ``[func(item, *args) for item in items]``.
     """
     items = list(items)
     iterator: Iterable[Any] = items
@@ -56,9 +62,11 @@ def parallel_map(
 
         iterator = tqdm(items, desc=desc, leave=False)
     if n_jobs in (None, 1) and not _in_parallel_config():
-        return [func(item) for item in iterator]
+        return [func(item, *args) for item in iterator]
     return list(
-        Parallel(n_jobs=n_jobs, prefer=prefer)(delayed(func)(item) for item in iterator)
+        Parallel(n_jobs=n_jobs, prefer=prefer)(
+            delayed(func)(item, *args) for item in iterator
+        )
     )
 
 

@@ -19,7 +19,9 @@ that a seeded :meth:`Dataset.split` is the same on every machine.
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +41,7 @@ __all__ = [
     "LazyVolumes",
     "load_msd_pancreas",
     "load_nifti_folder",
+    "load_nifti_glob",
     "load_nih_pancreas",
 ]
 
@@ -1013,6 +1016,30 @@ def load_nifti_folder(
             )
         return Dataset(image_seq, None, case_ids, name)
 
+    return _paired_dataset(
+        image_by_stem,
+        label_by_stem,
+        str(image_dir),
+        str(labels_where),
+        name,
+        hint=f"Images and labels pair up by name once the suffixes "
+        f"{_format_list(image_suffixes)} (images) and "
+        f"{_format_list(label_suffixes)} (labels) are stripped; pass "
+        "image_suffix= / label_suffix= for other names",
+    )
+
+
+def _paired_dataset(
+    image_by_stem: dict[str, Path],
+    label_by_stem: dict[str, Path],
+    images_where: str,
+    labels_where: str,
+    name: str,
+    *,
+    hint: str,
+) -> Dataset:
+    """Images and labels paired by case name; lists any without a partner."""
+    case_ids = sorted(image_by_stem, key=_natural_key)
     lonely_images = [image_by_stem[c].name for c in case_ids if c not in label_by_stem]
     lonely_labels = sorted(
         (label_by_stem[c].name for c in label_by_stem if c not in image_by_stem),
@@ -1022,19 +1049,100 @@ def load_nifti_folder(
         parts = []
         if lonely_images:
             parts.append(
-                f"{len(lonely_images)} image(s) in {str(image_dir)!r} without a "
+                f"{len(lonely_images)} image(s) in {images_where!r} without a "
                 f"label: {_format_list(lonely_images)}"
             )
         if lonely_labels:
             parts.append(
-                f"{len(lonely_labels)} label(s) in {str(labels_where)!r} without "
+                f"{len(lonely_labels)} label(s) in {labels_where!r} without "
                 f"an image: {_format_list(lonely_labels)}"
             )
-        raise DatasetLayoutError(
-            "; ".join(parts) + ". Images and labels pair up by name once the suffixes "
-            f"{_format_list(image_suffixes)} (images) and "
-            f"{_format_list(label_suffixes)} (labels) are stripped; pass "
-            "image_suffix= / label_suffix= for other names"
-        )
+        raise DatasetLayoutError("; ".join(parts) + ". " + hint)
+    image_seq = LazyVolumes([image_by_stem[c] for c in case_ids], case_ids)
     label_seq = LazyVolumes([label_by_stem[c] for c in case_ids], case_ids)
     return Dataset(image_seq, label_seq, case_ids, name)
+
+
+def _glob_nifti(pattern: str, what: str) -> list[Path]:
+    files = [
+        Path(p)
+        for p in sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+        if _nifti_stem(Path(p)) is not None
+        and Path(p).is_file()
+        and not _is_hidden(Path(p))
+    ]
+    if not files:
+        raise DatasetLayoutError(
+            f"no NIfTI {what} files (.nii / .nii.gz) match {pattern!r}; check the "
+            "pattern (quote it so that the shell does not expand it)"
+        )
+    return files
+
+
+def load_nifti_glob(images: str, labels: str | None = None) -> Dataset:
+    """Pair CT and label NIfTI files given by two glob patterns, by case name.
+
+    Case names are file names without the extension and without one known
+    suffix (``_0000``, ``_ct``, ``_image``, ``_img`` for images; ``_seg``,
+    ``_label``, ``_mask``, ``_gt`` for labels), as in
+    :func:`load_nifti_folder`. ``**`` matches folders recursively.
+
+    Parameters
+    ----------
+    images : str
+        Glob pattern of the CT files, e.g. ``"data/*_ct.nii.gz"``.
+    labels : str, optional
+        Glob pattern of the label files; None gives an unlabelled dataset.
+
+    Returns
+    -------
+    Dataset
+        Case ids in natural order.
+
+    Raises
+    ------
+    DatasetLayoutError
+        If a pattern matches no NIfTI file, two files give the same case
+        name, or some images or labels have no partner.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from pancreas.datasets import load_nifti_glob
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(tmp.name)
+    >>> for name in ["a_ct", "a_seg", "b_ct", "b_seg"]:
+    ...     _ = (folder / f"{name}.nii.gz").write_bytes(b"")
+    >>> ds = load_nifti_glob(f"{folder}/*_ct.nii.gz", f"{folder}/*_seg.nii.gz")
+    >>> ds.case_ids, ds.labels.paths[1].name
+    (['a', 'b'], 'b_seg.nii.gz')
+    >>> tmp.cleanup()
+    """
+    image_files = _glob_nifti(images, "image")
+
+    def stems(files: list[Path], suffixes: Sequence[str]) -> Iterator[tuple[str, Path]]:
+        for path in files:
+            yield _strip_suffix(_nifti_stem(path) or "", suffixes)[0], path
+
+    image_by_stem = _index_by_stem(
+        stems(image_files, IMAGE_SUFFIXES), Path(images), "image"
+    )
+    name = Path(os.path.commonpath([p.parent for p in image_files])).name or "dataset"
+    if labels is None:
+        case_ids = sorted(image_by_stem, key=_natural_key)
+        seq = LazyVolumes([image_by_stem[c] for c in case_ids], case_ids)
+        return Dataset(seq, None, case_ids, name)
+    label_files = _glob_nifti(labels, "label")
+    label_by_stem = _index_by_stem(
+        stems(label_files, LABEL_SUFFIXES), Path(labels), "label"
+    )
+    return _paired_dataset(
+        image_by_stem,
+        label_by_stem,
+        images,
+        labels,
+        name,
+        hint="Images and labels pair up by file name once the extension and a "
+        f"suffix ({_format_list(IMAGE_SUFFIXES)} for images, "
+        f"{_format_list(LABEL_SUFFIXES)} for labels) are stripped",
+    )

@@ -403,7 +403,10 @@ class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
         )
 
     def _mask_canonical(self, record: CaseRecord) -> NDArray[np.bool_]:
-        mask = self._proba_canonical(record) > self.threshold_
+        return self._threshold(self._proba_canonical(record))
+
+    def _threshold(self, proba: NDArray[np.float32]) -> NDArray[np.bool_]:
+        mask = proba > self.threshold_
         if self.largest_component:
             mask = largest_component(mask)
         return mask
@@ -443,6 +446,49 @@ class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
             rec.to_native(self._mask_canonical(rec)).astype(np.uint8)
             for rec in as_records(X)
         ]
+
+    def predict_with_proba(
+        self, X: Any
+    ) -> list[tuple[NDArray[np.uint8], NDArray[np.float32]]]:
+        """Masks and G(P(x)) together, smoothing each case once.
+
+        Parameters
+        ----------
+        X : sequence of CaseRecord
+            Cases with ConvNet probabilities.
+
+        Returns
+        -------
+        list of (ndarray of uint8, ndarray of float32)
+            For each case, what :meth:`predict` and :meth:`predict_proba`
+            return, in the input's own grid.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from dataclasses import replace
+        >>> from pancreas.record import make_record
+        >>> sp = np.zeros((8, 8, 4), np.int32); sp[2:6, 2:6, :] = 1
+        >>> rec = replace(make_record(np.zeros((8, 8, 4)), "c"), superpixels=sp,
+        ...               candidates=np.array([1], np.int32),
+        ...               convnet_proba=np.full((1, 2), 0.9, np.float32))
+        >>> ref = GaussianRefiner(sigma=0.5, threshold=0.5).fit([rec], [sp > 0])
+        >>> mask, proba = ref.predict_with_proba([rec])[0]
+        >>> mask.dtype, proba.dtype, int(mask.sum())
+        (dtype('uint8'), dtype('float32'), 64)
+        """
+        check_is_fitted(self)
+        out = []
+        for rec in as_records(X):
+            proba = self._proba_canonical(rec)
+            mask = self._threshold(proba)
+            out.append(
+                (
+                    rec.to_native(mask).astype(np.uint8),
+                    rec.to_native(proba).astype(np.float32),
+                )
+            )
+        return out
 
     def score(self, X: Any, y: Any) -> float:
         """Mean Dice of the predicted masks against ``y``.

@@ -1,0 +1,452 @@
+"""Segment a cohort of CT scans with a fitted pipeline, resumably.
+
+:func:`segment_cohort` is what ``pancreas segment`` runs: for every input (a
+NIfTI file or a DICOM series folder) it writes a uint8 NIfTI mask, and
+optionally a float32 probability map and a JSON file of organ statistics, in
+the input's own grid and affine. It is built to lose nothing on a long run:
+
+- every output is written atomically (a hidden temporary file renamed into
+  place), so a file that exists is complete;
+- a case whose outputs all exist is skipped (resume after an interruption),
+  and temporary files left by a killed run are removed first;
+- a failing case is logged and reported at the end; the others go on.
+
+The loop over cases goes through joblib (:func:`pancreas._parallel.parallel_map`),
+so with ``joblib.parallel_config(backend="dask")`` the cases run on a Dask
+cluster's workers, each reading its own input from shared storage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pancreas._atomic import atomic_write_text, remove_stale_temporaries
+from pancreas._parallel import parallel_map
+from pancreas.exceptions import DatasetLayoutError
+
+__all__ = [
+    "CaseOutputs",
+    "CohortResult",
+    "find_cases",
+    "organ_statistics",
+    "output_paths",
+    "segment_cohort",
+]
+
+log = logging.getLogger("pancreas")
+
+_NIFTI = (".nii.gz", ".nii")
+#: Suffixes of image file names that are not part of the case name.
+_IMAGE_SUFFIXES = ("_0000", "_ct", "_image", "_img")
+
+
+def _nifti_case_id(path: Path) -> str | None:
+    name = path.name
+    for ext in _NIFTI:
+        if name.lower().endswith(ext):
+            stem = name[: -len(ext)]
+            for suffix in _IMAGE_SUFFIXES:
+                if stem.lower().endswith(suffix) and len(stem) > len(suffix):
+                    return stem[: -len(suffix)]
+            return stem
+    return None
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def _series_folder(folder: Path) -> Path | None:
+    """The folder below ``folder`` (or itself) holding its image files.
+
+    A case folder of NIH Pancreas-CT nests its series two levels down
+    (``PANCREAS_0001/<study>/<series>/*.dcm``); it must hold exactly one
+    folder with files.
+    """
+    with_files = [
+        Path(root)
+        for root, dirs, files in os.walk(folder)
+        if any(not f.startswith(".") for f in files)
+        and not any(
+            part.startswith(".") for part in Path(root).relative_to(folder).parts
+        )
+    ]
+    if len(with_files) == 1:
+        return with_files[0]
+    if not with_files:
+        return None
+    raise DatasetLayoutError(
+        f"{folder}: holds files in {len(with_files)} folders "
+        f"({', '.join(str(p.relative_to(folder)) for p in with_files[:4])}"
+        f"{', ...' if len(with_files) > 4 else ''}); give one DICOM series "
+        "folder per case"
+    )
+
+
+def find_cases(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[str, Path]]:
+    """Expand command-line inputs into ``(case_id, path)`` pairs.
+
+    Each input is a NIfTI file, a DICOM series folder (a folder with files),
+    or a cohort folder: a folder holding NIfTI files (one case each) or
+    sub-folders (one case each, the DICOM series anywhere below, as in the
+    NIH Pancreas-CT tree). Case ids are file names without the extension and
+    an nnU-Net ``_0000`` (or ``_ct``, ``_image``, ``_img``) suffix, or folder
+    names.
+
+    Parameters
+    ----------
+    inputs : iterable of str or PathLike
+        Files and folders, as given on the command line.
+
+    Returns
+    -------
+    list of (str, Path)
+        One entry per case, in the order given (cohort folders sorted).
+
+    Raises
+    ------
+    DatasetLayoutError
+        An input does not exist, a folder holds no case, or two inputs give
+        the same case id (their outputs would overwrite each other).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> for name in ["b_0000.nii.gz", "a.nii.gz", "notes.txt"]:
+    ...     _ = (tmp / name).write_bytes(b"")
+    >>> [case for case, _ in find_cases([tmp])]
+    ['a', 'b']
+    """
+    cases: list[tuple[str, Path]] = []
+    for item in inputs:
+        path = Path(os.fspath(item))
+        if path.is_file():
+            case = _nifti_case_id(path)
+            if case is None:
+                raise DatasetLayoutError(
+                    f"{path}: not a NIfTI file (.nii or .nii.gz); give NIfTI files "
+                    "or DICOM series folders"
+                )
+            cases.append((case, path))
+        elif path.is_dir():
+            cases.extend(_cases_in_folder(path))
+        else:
+            raise DatasetLayoutError(f"{path}: no such file or folder")
+    seen: dict[str, Path] = {}
+    for case, path in cases:
+        if case in seen:
+            raise DatasetLayoutError(
+                f"case id {case!r} is given twice ({seen[case]} and {path}); "
+                "their outputs would overwrite each other; rename one"
+            )
+        seen[case] = path
+    return cases
+
+
+def _cases_in_folder(folder: Path) -> list[tuple[str, Path]]:
+    entries = sorted(p for p in folder.iterdir() if _visible(p))
+    niftis = [p for p in entries if p.is_file() and _nifti_case_id(p) is not None]
+    if niftis:
+        return [(str(_nifti_case_id(p)), p) for p in niftis]
+    if any(p.is_file() for p in entries):
+        return [(folder.name, folder)]  # a DICOM series folder
+    cases = []
+    for sub in (p for p in entries if p.is_dir()):
+        series = _series_folder(sub)
+        if series is not None:
+            cases.append((sub.name, series))
+    if not cases:
+        raise DatasetLayoutError(
+            f"{folder}: holds no NIfTI file, DICOM file or case folder"
+        )
+    return cases
+
+
+@dataclass(frozen=True)
+class CaseOutputs:
+    """The files written for one case.
+
+    Parameters
+    ----------
+    mask : Path
+        The uint8 NIfTI mask (``<case>.nii.gz``).
+    proba : Path or None
+        The float32 probability map (``<case>_proba.nii.gz``), if asked for.
+    stats : Path or None
+        The organ statistics (``<case>.json``), if asked for.
+
+    Examples
+    --------
+    >>> out = output_paths("out", "case1", proba=True)
+    >>> out.mask.name, out.proba.name, out.stats
+    ('case1.nii.gz', 'case1_proba.nii.gz', None)
+    """
+
+    mask: Path
+    proba: Path | None = None
+    stats: Path | None = None
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every file of the case."""
+        return [p for p in (self.mask, self.proba, self.stats) if p is not None]
+
+    def complete(self) -> bool:
+        """Whether every file exists (each is written atomically)."""
+        return all(p.is_file() and p.stat().st_size > 0 for p in self.paths)
+
+
+def output_paths(
+    output: str | os.PathLike[str],
+    case_id: str,
+    *,
+    proba: bool = False,
+    stats: bool = False,
+) -> CaseOutputs:
+    """Where :func:`segment_cohort` writes the outputs of one case.
+
+    Parameters
+    ----------
+    output : str or PathLike
+        The output folder.
+    case_id : str
+        The case.
+    proba : bool, default=False
+        Include the probability map.
+    stats : bool, default=False
+        Include the statistics file.
+
+    Returns
+    -------
+    CaseOutputs
+
+    Examples
+    --------
+    >>> output_paths("out", "c", stats=True).stats.name
+    'c.json'
+    """
+    out = Path(os.fspath(output))
+    return CaseOutputs(
+        mask=out / f"{case_id}.nii.gz",
+        proba=out / f"{case_id}_proba.nii.gz" if proba else None,
+        stats=out / f"{case_id}.json" if stats else None,
+    )
+
+
+@dataclass
+class CohortResult:
+    """What :func:`segment_cohort` did.
+
+    Parameters
+    ----------
+    done : list of str
+        Cases segmented in this run.
+    skipped : list of str
+        Cases whose outputs were already complete.
+    failed : dict of str to str
+        Cases that failed, with the error message.
+    stats : dict of str to dict
+        Organ statistics per case (for ``stats=True``), also for skipped cases.
+
+    Examples
+    --------
+    >>> CohortResult(done=["a"], failed={"b": "no file"}).ok
+    False
+    """
+
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when no case failed."""
+        return not self.failed
+
+
+def organ_statistics(
+    mask: np.ndarray, image: np.ndarray, spacing: Sequence[float]
+) -> dict[str, Any]:
+    """Pancreas volume (mL) and HU statistics inside a mask.
+
+    Parameters
+    ----------
+    mask : ndarray
+        Binary mask (non-zero = pancreas).
+    image : ndarray
+        The CT in HU, same shape.
+    spacing : sequence of float
+        Voxel size in mm.
+
+    Returns
+    -------
+    dict
+        ``n_voxels``, ``volume_ml``, ``mean_hu``, ``std_hu``, ``median_hu``
+        (None for an empty mask).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = np.zeros((10, 10, 10), bool); m[:5] = True
+    >>> organ_statistics(m, np.full(m.shape, 40.0), (1.0, 1.0, 2.0))["volume_ml"]
+    1.0
+    """
+    sel = np.asarray(mask) != 0
+    n = int(sel.sum())
+    values = np.asarray(image)[sel].astype(np.float64)
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    return {
+        "n_voxels": n,
+        "volume_ml": round(n * voxel_ml, 3),
+        "mean_hu": round(float(values.mean()), 2) if n else None,
+        "std_hu": round(float(values.std()), 2) if n else None,
+        "median_hu": round(float(np.median(values)), 2) if n else None,
+    }
+
+
+def _segment_case(
+    job: tuple[str, Path, CaseOutputs], pipeline: Any
+) -> tuple[str, str, Any]:
+    """Segment one case; returns (case, "done" | "failed", stats or message)."""
+    from pancreas.io import Volume, load_volume, save_volume
+
+    case, path, outputs = job
+    start = time.perf_counter()
+    try:
+        volume = load_volume(path)
+        records = pipeline.records([Volume(volume.array, volume.affine, case)])
+        mask, proba = pipeline.steps[-1][1].predict_with_proba(records)[0]
+        stats = organ_statistics(mask, volume.array, volume.spacing)
+        stats.update(
+            case=case,
+            input=str(path),
+            shape=list(volume.shape),
+            spacing=[round(float(s), 4) for s in volume.spacing],
+            threshold=float(pipeline.steps[-1][1].threshold_),
+            seconds=round(time.perf_counter() - start, 2),
+        )
+        del records
+        # the mask last: its presence with the others marks a finished case
+        if outputs.proba is not None:
+            save_volume(proba, outputs.proba, reference=volume, dtype=np.float32)
+        if outputs.stats is not None:
+            atomic_write_text(outputs.stats, json.dumps(stats, indent=2) + "\n")
+        save_volume(mask, outputs.mask, reference=volume, dtype=np.uint8)
+        return case, "done", stats
+    except Exception as exc:  # keep going: report the case at the end
+        log.debug("case %s failed", case, exc_info=True)
+        return case, "failed", f"{type(exc).__name__}: {exc}"
+
+
+def segment_cohort(
+    pipeline: Any,
+    inputs: Iterable[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    *,
+    proba: bool = False,
+    stats: bool = False,
+    overwrite: bool = False,
+    n_jobs: int | None = None,
+    verbose: int = 0,
+) -> CohortResult:
+    """Segment every case of a cohort, writing one mask per case.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        A fitted pipeline (for example from
+        :func:`pancreas.persistence.load_pipeline`).
+    inputs : iterable of str or PathLike
+        NIfTI files, DICOM series folders or cohort folders (see
+        :func:`find_cases`).
+    output : str or PathLike
+        Output folder; created if needed.
+    proba : bool, default=False
+        Also write G(P(x)) as a float32 map ``<case>_proba.nii.gz``.
+    stats : bool, default=False
+        Also write ``<case>.json``: pancreas volume in mL and HU statistics
+        inside the mask, the input's shape and spacing, the threshold.
+    overwrite : bool, default=False
+        Redo cases whose outputs exist (default: skip them, so that an
+        interrupted run resumes where it stopped).
+    n_jobs : int or None, default=None
+        Cases segmented in parallel (joblib processes; inside a
+        ``joblib.parallel_config`` context, its backend, e.g. Dask).
+    verbose : int, default=0
+        Progress bar over the cases when > 0.
+
+    Returns
+    -------
+    CohortResult
+        The cases done, skipped and failed (with the error message).
+
+    Raises
+    ------
+    DatasetLayoutError
+        The inputs name no case or the same case twice (before any work).
+
+    Examples
+    --------
+    A cohort folder of NIfTI files, segmented with a fitted pipeline
+    ``pipe`` (fitting takes longer than an example should)::
+
+        result = segment_cohort(pipe, ["scans/"], "masks/", proba=True)
+        print(result.done, result.failed)
+    """
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(pipeline)
+    cases = find_cases(inputs)
+    if not cases:
+        raise DatasetLayoutError("no input case given")
+    out = Path(os.fspath(output))
+    out.mkdir(parents=True, exist_ok=True)
+    result = CohortResult()
+    jobs = []
+    for case, path in cases:
+        paths = output_paths(out, case, proba=proba, stats=stats)
+        remove_stale_temporaries(paths.paths)
+        if paths.complete() and not overwrite:
+            result.skipped.append(case)
+            if paths.stats is not None:
+                result.stats[case] = json.loads(paths.stats.read_text())
+            continue
+        jobs.append((case, path, paths))
+    if result.skipped:
+        log.info("%d case(s) already done, skipped", len(result.skipped))
+    outcomes = parallel_map(
+        _segment_case,
+        jobs,
+        n_jobs=n_jobs,
+        prefer="processes",
+        verbose=verbose,
+        desc="segment",
+        args=(pipeline,),
+    )
+    for case, status, info in outcomes:
+        if status == "done":
+            result.done.append(case)
+            if stats:
+                result.stats[case] = info
+            log.info(
+                "%s: %.1f mL pancreas in %.1f s",
+                case,
+                info["volume_ml"],
+                info["seconds"],
+            )
+        else:
+            result.failed[case] = info
+            log.error("%s failed: %s", case, info)
+    return result
