@@ -14,9 +14,11 @@ Hounsfield range, so intensity alone cannot segment it; shape, context and
 texture (a lobulated outline with fatty clefts and specks) can.
 
 Coordinates: every case has a positive-diagonal RAS+ affine, so array axis 0
-runs towards the patient's left, axis 1 towards anterior and axis 2 towards
+runs towards the patient's right, axis 1 towards anterior and axis 2 towards
 superior (the spine lies at low axis-1 indices, the anterior abdominal wall at
-high ones, the liver at low axis-0 indices).
+high ones, the liver at high axis-0 indices, the spleen at low ones), as in a
+real scan converted to RAS+. (The anatomical model itself is written with x
+towards the patient's left, as in DICOM; the output is mirrored to RAS+.)
 
 For tests and diagnostics, ``_make_case(seed, shape, return_tissues=True)``
 also returns the tissue map (codes in :data:`TISSUES`; the label is made of
@@ -2102,8 +2104,14 @@ def _make_case(
     np.clip(hu, -1024, 3071, out=hu)
     ct = hu.astype(np.int16)
     del hu
+    # The anatomy is modelled with x towards the patient's left; RAS+ x runs
+    # towards the patient's right, so axis 0 is reversed on output.
+    ct = np.ascontiguousarray(ct[::-1])
+    label = np.ascontiguousarray(label[::-1])
+    tissue = tissue[::-1]
     world = affine.copy()
     world[:3, 3] += an.world
+    world[0, 3] = -(world[0, 3] + (shape_t[0] - 1) * world[0, 0])
     out: tuple[Volume, ...] = (
         Volume(ct, world, name),
         Volume(label, world.copy(), name),
@@ -2193,7 +2201,7 @@ def make_synthetic_ct(
     -------
     ct : Volume
         The CT in int16 Hounsfield units with an RAS+ affine (axis 0 towards
-        the patient's left, axis 1 anterior, axis 2 superior); ``source`` is
+        the patient's right, axis 1 anterior, axis 2 superior); ``source`` is
         ``"phantom_000"``.
     label : Volume
         The pancreas mask, uint8 on the same grid (1 = pancreas).

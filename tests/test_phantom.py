@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import nibabel as nib
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -203,12 +204,18 @@ def test_orientation_of_the_anatomy(small_case):
     bone = _centroid(t == TISSUES["bone_cancellous"])
     muscle_front = np.argwhere(t == TISSUES["muscle"])
     pancreas = _centroid(label.array > 0)
-    # axis 0 runs towards the patient's left: liver right, spleen left
-    assert liver[0] < pancreas[0] < spleen[0]
+    # RAS+: world x grows towards the patient's right (the liver's side)
+    assert nib.aff2axcodes(tissue.affine) == ("R", "A", "S")
+    world = nib.affines.apply_affine
+    liver_x, pancreas_x, spleen_x = (
+        world(tissue.affine, c)[0] for c in (liver, pancreas, spleen)
+    )
+    assert spleen_x < pancreas_x < liver_x
     # axis 1 runs anterior: spine at the back, pancreas in front of it
     assert bone[1] < pancreas[1] < muscle_front[:, 1].max()
-    aorta_ivc = np.argwhere(t == TISSUES["ivc"])
-    assert aorta_ivc[:, 0].mean() < t.shape[0] / 2 + 2  # IVC right of midline
+    ivc = world(tissue.affine, _centroid(t == TISSUES["ivc"]))[0]
+    spine = world(tissue.affine, bone)[0]
+    assert ivc > spine  # the IVC lies to the right of the midline
 
 
 def test_label_is_pancreas_inside_the_body(small_case):
@@ -228,8 +235,9 @@ def test_pancreas_head_right_tail_left_and_higher(small_case):
     sp = np.asarray(label.spacing)
     mm = idx * sp
     x = mm[:, 0]
-    right = mm[x < np.quantile(x, 0.2)]
-    left = mm[x > np.quantile(x, 0.8)]
+    # axis 0 runs towards the patient's right (RAS+)
+    right = mm[x > np.quantile(x, 0.8)]
+    left = mm[x < np.quantile(x, 0.2)]
     # elongated from right to left, tail higher than the head
     assert np.ptp(x) > 1.5 * np.ptp(mm[:, 1])
     assert left[:, 2].mean() > right[:, 2].mean()
