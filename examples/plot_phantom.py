@@ -21,6 +21,8 @@ tail in a soft-tissue window (W400/L40), with the pancreas label outlined.
 # ``shape=None`` gives NIH-like grids: 512 x 512 x (150-250) voxels, in-plane
 # spacing 0.6-0.9 mm and slice spacing about 1-2.5 mm, all drawn per case.
 # Passing ``shape=(nx, ny, nz)`` renders the same anatomy on a coarser grid.
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -108,9 +110,14 @@ fig.suptitle(
 )
 
 # %%
-# Save the picture used in the documentation.
-if "__file__" in globals():
-    out = Path(__file__).resolve().parents[1] / "docs" / "_static" / "phantom.png"
+# Save the picture used in the README and the documentation
+# ----------------------------------------------------------
+# ``python examples/plot_phantom.py --save`` (or with the environment
+# variable ``PANCREAS_SAVE_PHANTOM_PNG=1``) writes this figure to
+# ``docs/_static/phantom.png``. The documentation build runs the example
+# without either, so it never changes that file.
+if "--save" in sys.argv[1:] or os.environ.get("PANCREAS_SAVE_PHANTOM_PNG"):
+    out = Path(sys.argv[0]).resolve().parents[1] / "docs" / "_static" / "phantom.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=80)
     print(f"wrote {out}")

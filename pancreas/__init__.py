@@ -27,6 +27,7 @@ _LAZY = {
     "load_nih_pancreas": "pancreas.datasets",
     "load_msd_pancreas": "pancreas.datasets",
     "load_nifti_folder": "pancreas.datasets",
+    "load_nifti_glob": "pancreas.datasets",
     # the method
     "SuperpixelGenerator": "pancreas.superpixels",
     "RFCascade": "pancreas.cascade",
@@ -35,6 +36,11 @@ _LAZY = {
     "Pipeline": "pancreas.pipeline",
     "make_pipeline": "pancreas.pipeline",
     "make_roth2015_pipeline": "pancreas.pipeline",
+    # model files, cohorts, reports
+    "save_pipeline": "pancreas.persistence",
+    "load_pipeline": "pancreas.persistence",
+    "segment_cohort": "pancreas.cohort",
+    "evaluate_pipeline": "pancreas.evaluation",
     # metrics
     "dice_score": "pancreas.metrics",
     "jaccard_score": "pancreas.metrics",

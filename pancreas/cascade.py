@@ -30,6 +30,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from pancreas._checks import check_any_pancreas
 from pancreas._parallel import parallel_map
 from pancreas._validation import Interval, _fit_context
 from pancreas.base import VolumeEstimatorMixin
@@ -642,16 +643,28 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         -------
         self : RFCascade
             The fitted cascade.
+
+        Raises
+        ------
+        InvalidVolumeError
+            If ``X`` is empty, a case has no superpixels, ``y`` does not match
+            ``X`` (number, shapes, affines or values of the labels, see
+            :func:`~pancreas.record.check_labels`), or no label marks any
+            pancreas voxel.
         """
         _check_window(self.hu_window)
         records = as_records(X)
-        _check_superpixels(records)
-        labels = check_labels(records, y)
-        rng = check_random_state(self.random_state)
-        cap = int(self.max_patches_per_case)
         n_cases = len(records)
         if n_cases == 0:
-            raise InvalidVolumeError("RFCascade.fit needs at least one case")
+            raise InvalidVolumeError(
+                "X: RFCascade.fit needs at least one case, X is empty; pass the "
+                "training cases"
+            )
+        _check_superpixels(records)
+        labels = check_labels(records, y)
+        check_any_pancreas(labels, [rec.case_id for rec in records])
+        rng = check_random_state(self.random_state)
+        cap = int(self.max_patches_per_case)
 
         # Pass 1: subsampled level-1 training patches of every case.
         def level1_rows(i: int) -> tuple[NDArray[Any], NDArray[Any]]:

@@ -335,7 +335,6 @@ def _segment_case(
             shape=list(volume.shape),
             spacing=[round(float(s), 4) for s in volume.spacing],
             threshold=float(pipeline.steps[-1][1].threshold_),
-            seconds=round(time.perf_counter() - start, 2),
         )
         del records
         # the mask last: its presence with the others marks a finished case
@@ -344,7 +343,7 @@ def _segment_case(
         if outputs.stats is not None:
             atomic_write_text(outputs.stats, json.dumps(stats, indent=2) + "\n")
         save_volume(mask, outputs.mask, reference=volume, dtype=np.uint8)
-        return case, "done", stats
+        return case, "done", (stats, time.perf_counter() - start)
     except Exception as exc:  # keep going: report the case at the end
         log.debug("case %s failed", case, exc_info=True)
         return case, "failed", f"{type(exc).__name__}: {exc}"
@@ -437,15 +436,11 @@ def segment_cohort(
     )
     for case, status, info in outcomes:
         if status == "done":
+            case_stats, seconds = info
             result.done.append(case)
             if stats:
-                result.stats[case] = info
-            log.info(
-                "%s: %.1f mL pancreas in %.1f s",
-                case,
-                info["volume_ml"],
-                info["seconds"],
-            )
+                result.stats[case] = case_stats
+            log.info("%s: %.1f mL in %.1f s", case, case_stats["volume_ml"], seconds)
         else:
             result.failed[case] = info
             log.error("%s failed: %s", case, info)

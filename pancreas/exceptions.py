@@ -36,3 +36,11 @@ class UntrustedModelError(ModelFileError):
 
 class ModelVersionError(PancreasError, ValueError):
     """A model was saved by an incompatible version of pancreas."""
+
+
+class PancreasWarning(UserWarning):
+    """Base class of every warning issued on purpose by pancreas."""
+
+
+class SpacingWarning(PancreasWarning):
+    """A CT's voxels are too coarse for the method (thick slices, large pixels)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
-import secrets
 import struct
 import zlib
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
+from pancreas._atomic import fsync_dir, temporary_path
 from pancreas.exceptions import DicomSeriesError, InvalidVolumeError, VolumeFileError
 
 __all__ = ["Volume", "as_volume", "load_volume", "save_volume"]
@@ -122,6 +122,22 @@ def as_volume(item: Any, *, name: str | None = None) -> Volume:
     Returns
     -------
     Volume
+        A Volume is returned as it is. A nibabel image whose data is 4D with
+        a last axis of length 1 is squeezed to 3D, as :func:`load_volume`
+        does for NIfTI files (NIfTI stores a 3D volume so when its fourth,
+        time axis has one entry); a plain array is never squeezed.
+
+    Raises
+    ------
+    InvalidVolumeError
+        ``item`` is of an unknown type, a ragged nested list, or holds
+        non-numeric values (strings, objects); or the file it names is not
+        a usable volume (see :func:`load_volume`).
+    VolumeFileError
+        The path does not exist, is of an unknown format, or the file (or a
+        nibabel image's file) is truncated or corrupt.
+    DicomSeriesError
+        The path is a folder that is not one clean DICOM CT series.
 
     Examples
     --------
@@ -135,16 +151,43 @@ def as_volume(item: Any, *, name: str | None = None) -> Volume:
     if isinstance(item, str | PathLike):
         return load_volume(item)
     if hasattr(item, "affine") and hasattr(item, "dataobj"):
-        array = np.asanyarray(item.dataobj)
         source = getattr(item, "get_filename", lambda: None)() or name
+        try:
+            array = np.asanyarray(item.dataobj)
+        except _nibabel_errors() as exc:
+            raise VolumeFileError(
+                f"{source or 'image'}: cannot read the image's voxels, its file "
+                f"is truncated or corrupt ({type(exc).__name__}: {exc}); "
+                "re-export or re-download it"
+            ) from exc
+        if array.ndim == 4 and array.shape[3] == 1:
+            array = array[..., 0]
+        _check_numeric(array.dtype, source or "image")
         return Volume(array, np.asarray(item.affine, dtype=np.float64), source)
     if isinstance(item, np.ndarray | list | tuple):
-        return Volume(np.asarray(item), np.eye(4), name)
+        try:
+            array = np.asarray(item)
+        except (ValueError, TypeError) as exc:
+            raise InvalidVolumeError(
+                f"{name or 'item'}: cannot make an array of this nested "
+                f"sequence ({exc}); give a rectangular array of numbers"
+            ) from exc
+        _check_numeric(array.dtype, name or "<array>")
+        return Volume(array, np.eye(4), name)
     raise InvalidVolumeError(
         f"{name or 'item'}: cannot make a volume from an object of type "
         f"{type(item).__name__}; give a path, a nibabel image, a "
         "pancreas.io.Volume or an array"
     )
+
+
+def _check_numeric(dtype: np.dtype[Any], name: str) -> None:
+    """Refuse voxels that are not numbers (strings, objects, records, dates)."""
+    if dtype.kind not in "biufc":
+        raise InvalidVolumeError(
+            f"{name}: voxels of dtype {dtype} are not numbers; give an array of "
+            "numbers (int16 or float32 for a CT, uint8 for a label)"
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -227,7 +270,9 @@ def load_volume(path: str | PathLike[str]) -> Volume:
         The path does not exist, has an unknown extension, or the NIfTI file
         is truncated or corrupt.
     InvalidVolumeError
-        The NIfTI image is not 3D.
+        The NIfTI image is not 3D (after dropping a trailing axis of length
+        1), is empty, its voxels are not real numbers (complex, RGB), or
+        its (scaled) values do not fit float32.
     DicomSeriesError
         The folder holds no DICOM image, several series, a modality other than
         CT, tilted or sheared slices, duplicate or missing slices, or slices of
@@ -271,7 +316,11 @@ def _corrupt(path: Path, exc: BaseException) -> VolumeFileError:
 
 
 def _check_3d(img: Any, path: Path) -> tuple[int, int, int]:
-    """The 3D shape of a NIfTI image (a trailing axis of length 1 dropped)."""
+    """The 3D shape of a NIfTI image (a trailing axis of length 1 dropped).
+
+    Also refuses an empty image and voxel types other than integers and
+    real floats (complex, RGB).
+    """
     shape = tuple(int(s) for s in img.shape)
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
@@ -280,7 +329,51 @@ def _check_3d(img: Any, path: Path) -> tuple[int, int, int]:
             f"{path}: a CT or label volume must be 3D, this NIfTI image has "
             f"shape {shape}; extract one 3D volume first"
         )
+    if 0 in shape:
+        raise InvalidVolumeError(
+            f"{path}: the NIfTI image is empty (shape {shape}, no voxels); "
+            "re-export the volume"
+        )
+    dtype = np.dtype(img.get_data_dtype())
+    if dtype.kind not in "iuf":
+        raise InvalidVolumeError(
+            f"{path}: the NIfTI voxels are of type {dtype}; a CT or label holds "
+            "real numbers: re-export it as int16, uint8 or float32"
+        )
     return (shape[0], shape[1], shape[2])
+
+
+#: deflate's largest compression ratio: a gzip file cannot inflate to more.
+_MAX_DEFLATE_RATIO = 1032
+
+
+def _check_data_size(img: Any, path: Path) -> None:
+    """Refuse a header that promises more voxel bytes than the file can hold.
+
+    A corrupt ``dim`` field would otherwise make nibabel allocate (and try to
+    fill) gigabytes for a file of a few hundred bytes. A ``.nii`` file must
+    hold ``vox_offset`` plus the voxels; a ``.nii.gz`` file cannot inflate to
+    more than 1032 times its size (deflate's limit).
+    """
+    header = img.header
+    n_voxels = 1
+    for s in img.shape:
+        n_voxels *= int(s)
+    itemsize = np.dtype(header.get_data_dtype()).itemsize
+    try:
+        offset = int(header.get("vox_offset", 0) or 0)
+    except (TypeError, ValueError):
+        offset = 0
+    voxel_bytes = n_voxels * itemsize
+    size = path.stat().st_size
+    limit = size * _MAX_DEFLATE_RATIO if _nifti_suffix(path) == ".nii.gz" else size
+    if voxel_bytes + max(offset, 0) > limit:
+        raise VolumeFileError(
+            f"{path}: cannot read this NIfTI file, it is truncated or corrupt (its "
+            f"header promises {voxel_bytes} bytes of voxels for shape "
+            f"{tuple(img.shape)} but the file has {size} bytes); re-export or "
+            "re-download it"
+        )
 
 
 def _open_nifti(path: Path) -> tuple[Any, tuple[int, int, int]]:
@@ -291,18 +384,32 @@ def _open_nifti(path: Path) -> tuple[Any, tuple[int, int, int]]:
         img = nib.load(os.fspath(path), mmap=False)
     except _nibabel_errors() as exc:
         raise _corrupt(path, exc) from exc
-    return img, _check_3d(img, path)
+    shape = _check_3d(img, path)
+    _check_data_size(img, path)
+    return img, shape
 
 
-def _read_voxels(img: Any) -> NDArray[Any]:
-    """Unscaled integers keep their dtype; scaled or float data become float32."""
+def _read_voxels(img: Any, path: Path) -> NDArray[Any]:
+    """Unscaled integers keep their dtype; scaled or float data become float32.
+
+    Values that do not fit float32 (after ``scl_slope``/``scl_inter``) raise
+    :class:`InvalidVolumeError` rather than silently becoming infinite.
+    """
     proxy = img.dataobj
     raw_dtype = np.dtype(img.get_data_dtype())
     slope = float(getattr(proxy, "slope", 1.0))
     inter = float(getattr(proxy, "inter", 0.0))
     if raw_dtype.kind in "iu" and slope == 1.0 and inter == 0.0:
         return np.asarray(proxy)
-    return img.get_fdata(dtype=np.float32, caching="unchanged")
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            return img.get_fdata(dtype=np.float32, caching="unchanged")
+    except FloatingPointError as exc:
+        raise InvalidVolumeError(
+            f"{path}: voxel values (times scl_slope {slope:g} plus scl_inter "
+            f"{inter:g}) do not fit float32 ({exc}); a CT in HU lies within "
+            "-1024..3071: check the file's scaling and units"
+        ) from exc
 
 
 def _load_nifti(path: Path) -> Volume:
@@ -311,7 +418,9 @@ def _load_nifti(path: Path) -> Volume:
     if _nifti_suffix(path) == ".nii":
         img, shape = _open_nifti(path)
         try:
-            array = _read_voxels(img)
+            array = _read_voxels(img, path)
+        except InvalidVolumeError:
+            raise
         except _nibabel_errors() as exc:
             raise _corrupt(path, exc) from exc
     else:
@@ -325,10 +434,11 @@ def _load_nifti(path: Path) -> Volume:
                 klass = nib.Nifti2Image if n2 else nib.Nifti1Image
                 img = klass.from_stream(gz)
                 shape = _check_3d(img, path)
-                array = _read_voxels(img)
+                _check_data_size(img, path)
+                array = _read_voxels(img, path)
                 while gz.read(1 << 20):
                     pass
-        except InvalidVolumeError:
+        except (InvalidVolumeError, VolumeFileError):
             raise
         except _nibabel_errors() as exc:
             raise _corrupt(path, exc) from exc
@@ -669,20 +779,6 @@ def _has_shear(affine: NDArray[np.float64]) -> bool:
     return bool(np.abs(off).max() > 1e-6 * np.abs(np.diag(gram)).max())
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Flush a directory entry to disk where the platform allows it."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_volume(
     volume: Volume | ArrayLike,
     path: str | PathLike[str],
@@ -802,7 +898,7 @@ def save_volume(
     else:
         img.set_qform(affine, code=1)
 
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = temporary_path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "xb") as fh:
@@ -822,5 +918,5 @@ def save_volume(
         if isinstance(exc, OSError) and not isinstance(exc, VolumeFileError):
             raise VolumeFileError(f"{out}: could not write the file ({exc})") from exc
         raise
-    _fsync_dir(out.parent)
+    fsync_dir(out.parent)
     return out

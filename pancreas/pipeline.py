@@ -10,16 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
 from sklearn.pipeline import Pipeline as _SkPipeline
 from sklearn.pipeline import _name_estimators
 from sklearn.utils.validation import check_is_fitted
 
-from pancreas._parallel import parallel_map
-from pancreas.metrics import dice_score
-from pancreas.record import CaseRecord, check_labels
-from pancreas.report import PAPER_TEST_DICE, StageReport
+from pancreas.record import CaseRecord
+from pancreas.report import StageReport
 
 __all__ = ["Pipeline", "make_pipeline", "make_roth2015_pipeline", "stage_report"]
 
@@ -171,9 +167,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # of voxels blurs 3-4 times more, so sigma is set in mm instead.
         "refiner": {"sigma": 3.0, "sigma_unit": "mm"},
     },
-    # For tests and doctests on tiny volumes: seconds, not minutes.
+    # For tests and doctests on tiny volumes: seconds, not minutes. Tiny
+    # grids have 5-7 mm pixels and 13-15 mm slices, which the spacing check
+    # would (rightly) warn about on a real scan.
     "tiny": {
-        "superpixels": {},
+        "superpixels": {"check_spacing": False},
         "cascade": {"n_estimators": 10, "cv": 2},
         "convnet": {
             "patch_size": 16,
@@ -272,6 +270,11 @@ def stage_report(
     scales. Each probability stage is thresholded at the value the refiner
     found best for it in ``fit`` (``stage_thresholds_``).
 
+    Cases are processed one at a time (``X[i]`` and ``y[i]`` are indexed
+    once each), with the same per-case code as
+    :func:`pancreas.evaluation.evaluate_pipeline`, whose ``stage`` holds
+    these rows.
+
     Parameters
     ----------
     pipeline : Pipeline
@@ -287,6 +290,11 @@ def stage_report(
     -------
     StageReport
 
+    See Also
+    --------
+    pancreas.evaluation.evaluate_pipeline : The stage table, metrics, curves
+        and pictures of a cohort.
+
     Examples
     --------
     The report's columns for a ConvNet with 4 test scales (fitting a
@@ -296,42 +304,7 @@ def stage_report(
     >>> StageReport.stage_columns(4)[-2:]
     ('P(x) Ns=4', 'G(P(x)) Ns=4')
     """
-    from pancreas.cascade import candidate_mask
-    from pancreas.superpixels import optimal_superpixel_mask
+    from pancreas.evaluation import _evaluate_cases, _stage_report
 
-    check_is_fitted(pipeline)
-    refiner = pipeline.steps[-1][1]
-    records = pipeline.records(X)
-    labels = check_labels(records, y)
-    n_scales = min(int(np.shape(r.convnet_proba)[1]) for r in records)
-    columns = list(StageReport.stage_columns(n_scales))
-    rename = {
-        "P(x) Ns=1": "P(x) Ns=1",
-        "G(P(x)) Ns=1": "G(P(x)) Ns=1",
-        "P(x) Ns=all": f"P(x) Ns={n_scales}",
-        "G(P(x)) Ns=all": f"G(P(x)) Ns={n_scales}",
-    }
-    thresholds = {rename[k]: v for k, v in refiner.stage_thresholds_.items()}
-
-    def one(pair: tuple[CaseRecord, NDArray]) -> dict[str, Any]:
-        rec, lab = pair
-        srf = candidate_mask(rec)
-        row: dict[str, Any] = {
-            "case": rec.case_id,
-            "Optimal": dice_score(optimal_superpixel_mask(rec.superpixels, lab), lab),
-            "S_RF": dice_score(srf, lab),
-            "S_RF recall": float(srf[lab].mean()) if lab.any() else 1.0,
-        }
-        for key, prob in refiner.stage_maps(rec).items():
-            name = rename[key]
-            row[name] = dice_score(prob > thresholds[name], lab)
-        return row
-
-    rows = parallel_map(
-        one, list(zip(records, labels, strict=True)), n_jobs=n_jobs, desc="report"
-    )
-    paper = dict(PAPER_TEST_DICE)
-    if n_scales != 4:
-        paper[f"P(x) Ns={n_scales}"] = paper.pop("P(x) Ns=4")
-        paper[f"G(P(x)) Ns={n_scales}"] = paper.pop("G(P(x)) Ns=4")
-    return StageReport(columns, rows, thresholds, paper)
+    results, refiner = _evaluate_cases(pipeline, X, y, n_jobs=n_jobs, full=False)
+    return _stage_report(results, refiner)

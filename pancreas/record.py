@@ -31,6 +31,7 @@ Contract, in canonical voxel order (shape ``record.shape``):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from os import PathLike
 from typing import Any
 
 import nibabel as nib
@@ -38,6 +39,13 @@ import numpy as np
 from nibabel import orientations
 from numpy.typing import NDArray
 
+from pancreas._checks import (
+    check_affine,
+    check_ct_dtype,
+    check_finite,
+    check_label_values,
+    check_shape_3d,
+)
 from pancreas.exceptions import InvalidVolumeError
 from pancreas.io import Volume, as_volume
 
@@ -137,26 +145,62 @@ class CaseRecord:
         Parameters
         ----------
         label : path, nibabel image, Volume or ndarray
-            Label volume on the input's grid; non-zero means pancreas (so an
-            MSD label with tumour = 2 counts as pancreas).
+            Label volume on the input's grid: 0 background, 1 pancreas, 2
+            tumour (MSD), which counts as pancreas.
 
         Returns
         -------
         ndarray of bool, canonical voxel order
+
+        Raises
+        ------
+        InvalidVolumeError
+            The label's shape differs from the image's; its affine differs
+            from the image's (checked whenever the label carries one: a
+            path, nibabel image or Volume); or it holds values other than
+            0, 1 and 2 (negative, larger, fractional, NaN), or is not
+            numeric.
+        VolumeFileError, DicomSeriesError
+            The label file cannot be read (see :func:`pancreas.io.load_volume`).
         """
         vol = as_volume(label, name=f"{self.case_id} label")
+        where = self.case_id
+        if vol.source is not None and vol.source != f"{self.case_id} label":
+            where = f"{self.case_id} (label {vol.source})"
         if vol.shape != self.native_shape:
             raise InvalidVolumeError(
-                f"{self.case_id}: label of shape {vol.shape} does not match the "
-                f"image's shape {self.native_shape}"
+                f"{where}: label of shape {vol.shape} does not match the "
+                f"image's shape {self.native_shape}; pass the label that belongs "
+                "to this image, on the image's own grid (resample it if needed)"
             )
-        if isinstance(label, Volume | str) or hasattr(label, "affine"):
+        if not isinstance(label, np.ndarray | list | tuple):
+            # the label carries its own affine: it must be the image's
             if not np.allclose(vol.affine, self.native_affine, atol=1e-3):
                 raise InvalidVolumeError(
-                    f"{self.case_id}: label affine differs from the image affine; "
-                    "the label must be on the image's own grid"
+                    f"{where}: label affine differs from the image affine "
+                    f"({_describe_affine(vol.affine)} vs "
+                    f"{_describe_affine(self.native_affine)}, largest difference "
+                    f"{_max_difference(vol.affine, self.native_affine)}); the label "
+                    "must lie on the image's own grid: resample it onto the image, "
+                    "or fix its header if it was saved flipped or shifted"
                 )
+        check_label_values(vol.array, where)
         return self.to_canonical(np.asarray(vol.array) != 0)
+
+
+def _describe_affine(affine: NDArray[np.float64]) -> str:
+    """Orientation code and origin of an affine, for messages."""
+    try:
+        codes = "".join(str(c) for c in nib.aff2axcodes(affine))
+    except Exception:  # a singular or non-finite affine has no orientation
+        codes = "no orientation"
+    origin = ", ".join(f"{v:.4g}" for v in np.asarray(affine)[:3, 3])
+    return f"{codes}, origin ({origin})"
+
+
+def _max_difference(a: NDArray[np.float64], b: NDArray[np.float64]) -> str:
+    diff = np.abs(np.asarray(a) - np.asarray(b))
+    return f"{float(np.max(diff)):.4g}" if np.all(np.isfinite(diff)) else "not finite"
 
 
 def make_record(item: Any, case_id: str | None = None) -> CaseRecord:
@@ -173,6 +217,24 @@ def make_record(item: Any, case_id: str | None = None) -> CaseRecord:
     -------
     CaseRecord
 
+    Raises
+    ------
+    InvalidVolumeError
+        The CT is not 3D, is empty, is a bool mask, complex or not numeric,
+        has NaN or infinite voxels (also after conversion to float32), or its
+        affine is not finite, is singular or gives an implausible voxel size
+        (see :mod:`pancreas._checks`). A 4D NIfTI file or image whose last
+        axis has length 1 is squeezed to 3D first; a 4D array is refused.
+    VolumeFileError, DicomSeriesError
+        The file or folder cannot be read (see :func:`pancreas.io.load_volume`).
+
+    Notes
+    -----
+    Checks that only make sense for a CT fed to the method (Hounsfield units,
+    a constant volume, tiny slices, coarse spacing) are made by
+    :class:`~pancreas.superpixels.SuperpixelGenerator`, so that records can
+    also carry arbitrary arrays for tests and examples.
+
     Examples
     --------
     >>> import numpy as np
@@ -182,18 +244,26 @@ def make_record(item: Any, case_id: str | None = None) -> CaseRecord:
     if isinstance(item, CaseRecord):
         return item
     vol = as_volume(item, name=case_id)
+    name = case_id or vol.name
     array = np.asarray(vol.array)
-    if array.ndim != 3:
-        raise InvalidVolumeError(
-            f"{case_id or vol.name}: a CT volume must be 3D, got an array of "
-            f"shape {array.shape}"
-        )
+    check_shape_3d(array.shape, name)
+    check_ct_dtype(array.dtype, name)
+    check_finite(array, name)
+    check_affine(vol.affine, name)
+    if array.dtype.kind == "f" and array.dtype.itemsize > 4:
+        largest = float(np.max(np.abs(array)))
+        if largest > float(np.finfo(np.float32).max):
+            raise InvalidVolumeError(
+                f"{name}: values up to {largest:.3g} do not fit float32 (a CT in "
+                "HU lies within -1024..3071, or a few thousand with metal); "
+                "check the units of the volume"
+            )
     ornt = orientations.io_orientation(vol.affine)
     canonical = orientations.apply_orientation(array, ornt)
     affine = vol.affine @ orientations.inv_ornt_aff(ornt, array.shape)
     canonical = np.ascontiguousarray(canonical, dtype=np.float32)
     return CaseRecord(
-        case_id=case_id or vol.name,
+        case_id=name,
         volume=Volume(canonical, affine, vol.source),
         native_affine=vol.affine.copy(),
         native_shape=tuple(array.shape),
@@ -213,16 +283,34 @@ def as_records(X: Any) -> list[CaseRecord]:
     -------
     list of CaseRecord
 
+    Raises
+    ------
+    InvalidVolumeError
+        ``X`` is a single volume or array rather than a sequence of them, or
+        a case is refused by :func:`make_record` (the message names it).
+
     Examples
     --------
     >>> import numpy as np
     >>> [r.case_id for r in as_records([np.zeros((2, 2, 2))])]
     ['case_0']
     """
-    if isinstance(X, str | nib.spatialimages.SpatialImage | Volume | CaseRecord):
+    if isinstance(X, str | PathLike | nib.spatialimages.SpatialImage | Volume) or (
+        isinstance(X, CaseRecord)
+    ):
         raise InvalidVolumeError(
             "X must be a sequence of volumes (one per case), got a single "
             f"{type(X).__name__}; wrap it in a list"
+        )
+    if isinstance(X, np.ndarray) and X.dtype != object and X.ndim <= 3:
+        raise InvalidVolumeError(
+            f"X is a single array of shape {X.shape}, not a sequence of 3D "
+            "volumes (one per case); wrap one CT in a list: [ct]"
+        )
+    if not hasattr(X, "__len__") or not hasattr(X, "__getitem__"):
+        raise InvalidVolumeError(
+            f"X must be a sequence of volumes (one per case), got a "
+            f"{type(X).__name__}; pass a list"
         )
     records = []
     for i in range(len(X)):
@@ -252,6 +340,13 @@ def check_labels(records: list[CaseRecord], y: Any) -> list[NDArray[np.bool_]]:
     -------
     list of ndarray of bool
         Each label in its case's canonical voxel order.
+
+    Raises
+    ------
+    InvalidVolumeError
+        ``y`` is missing or its length differs from the number of cases, or
+        a label is refused by :meth:`CaseRecord.label_array` (wrong shape,
+        affine or values; the message names the case).
 
     Examples
     --------

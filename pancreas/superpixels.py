@@ -24,6 +24,13 @@ from skimage.segmentation import slic
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from pancreas._checks import (
+    check_finite,
+    check_hounsfield,
+    check_min_size,
+    check_not_constant,
+    warn_spacing,
+)
 from pancreas._parallel import parallel_map
 from pancreas._validation import Interval, _fit_context
 from pancreas.base import VolumeEstimatorMixin
@@ -279,6 +286,15 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         SLIC; 0 for none.
     max_num_iter : int, default=10
         Iterations of SLIC's k-means.
+    check_hu : bool, default=True
+        Refuse a CT whose values are not Hounsfield units: raw stored values
+        (0-4095), 8-bit image stacks (0-255) or images scaled to [0, 1] (the
+        rule is in Notes). Set it to False (``superpixels__check_hu=False``
+        on a pipeline, ``--no-hu-check`` on the command line) only for data
+        known to be in HU.
+    check_spacing : bool, default=True
+        Warn (:class:`~pancreas.exceptions.SpacingWarning`) about a CT with
+        pixels over 3 mm or slices more than 10 mm apart.
     n_jobs : int or None, default=None
         Slices processed in parallel (threads) through joblib. None means 1
         unless in a ``joblib.parallel_config`` context; -1 means all
@@ -318,6 +334,19 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
     * ``transform`` returns new records, with ``body_mask`` and
       ``superpixels`` set and every later stage's output cleared; the
       records passed in are not changed.
+    * ``transform`` is where cases enter the method, so it refuses what
+      would give a meaningless segmentation (besides what
+      :func:`~pancreas.record.make_record` refuses: not 3D, empty, bool or
+      complex, NaN or infinite values, a broken affine): axial slices
+      smaller than 8 x 8 voxels; a constant volume, unless it is all air
+      (at or below `body_threshold`: no body, so no superpixels); and, with
+      `check_hu`, values that are not Hounsfield units. A CT in HU has air
+      near -1000 HU and fat near -100 HU; a volume is refused when at least
+      99 % of its voxels are >= 0 and its 99.9th percentile is at most 4095
+      (values below -1024, padding outside the field of view, left out):
+      almost nothing below -200 HU and a range consistent with unsigned
+      8-bit or 12-bit storage. With `check_spacing` it warns about pixels
+      over 3 mm and slices more than 10 mm apart (from the affine).
 
     References
     ----------
@@ -353,6 +382,8 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         "body_threshold": [Interval(Real, None, None, closed="neither")],
         "sigma": [Interval(Real, 0, None, closed="left")],
         "max_num_iter": [Interval(Integral, 1, None, closed="left")],
+        "check_hu": ["boolean"],
+        "check_spacing": ["boolean"],
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
     }
@@ -366,6 +397,8 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         body_threshold: float = -500.0,
         sigma: float = 0.0,
         max_num_iter: int = 10,
+        check_hu: bool = True,
+        check_spacing: bool = True,
         n_jobs: int | None = None,
         verbose: int = 0,
     ) -> None:
@@ -375,6 +408,8 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         self.body_threshold = body_threshold
         self.sigma = sigma
         self.max_num_iter = max_num_iter
+        self.check_hu = check_hu
+        self.check_spacing = check_spacing
         self.n_jobs = n_jobs
         self.verbose = verbose
 
@@ -411,9 +446,27 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         list of CaseRecord
             New records with ``body_mask`` (bool) and ``superpixels`` (int32,
             0 outside the body) set.
+
+        Raises
+        ------
+        NotFittedError
+            If the generator is not fitted.
+        InvalidVolumeError
+            If a case is refused (see Notes and
+            :func:`~pancreas.record.make_record`); the message names it and
+            says what to do.
+
+        Warns
+        -----
+        SpacingWarning
+            For a case with pixels over 3 mm or slices more than 10 mm apart
+            (with `check_spacing`).
         """
         check_is_fitted(self)
-        return [self._transform_one(rec) for rec in as_records(X)]
+        records = as_records(X)
+        for rec in records:  # refuse a bad case before any work is done
+            self._check_case(rec)
+        return [self._transform_one(rec, checked=True) for rec in records]
 
     def optimal_dice(self, X: Any, y: Any) -> NDArray[np.float64]:
         """Dice of the optimal (majority-vote) superpixel labelling per case.
@@ -446,12 +499,26 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
             scores.append(dice_score(lab, mask))
         return np.asarray(scores, dtype=np.float64)
 
-    def _transform_one(self, rec: CaseRecord) -> CaseRecord:
+    def _check_case(self, rec: CaseRecord) -> None:
+        """Refuse (or warn about) a case the method cannot segment."""
         hu = np.asarray(rec.volume.array)
         if hu.ndim != 3:
             raise InvalidVolumeError(
-                f"{rec.case_id}: expected a 3D CT, got shape {hu.shape}"
+                f"{rec.case_id}: expected a 3D CT, got shape {hu.shape}; pass "
+                "one 3D volume per case"
             )
+        check_min_size(hu.shape, rec.case_id)
+        check_finite(hu, rec.case_id)
+        check_not_constant(hu, rec.case_id, air_below=float(self.body_threshold))
+        if self.check_hu:
+            check_hounsfield(hu, rec.case_id)
+        if self.check_spacing:
+            warn_spacing(rec.spacing, rec.case_id)
+
+    def _transform_one(self, rec: CaseRecord, checked: bool = False) -> CaseRecord:
+        if not checked:
+            self._check_case(rec)
+        hu = np.asarray(rec.volume.array)
         mask = body_mask(hu, self.body_threshold)
         spacing = (float(rec.spacing[0]), float(rec.spacing[1]))
         options = {

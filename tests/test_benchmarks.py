@@ -1,0 +1,179 @@
+"""The benchmark scripts run end to end at tiny sizes (no timing assertions).
+
+Each script runs in a subprocess, as a user runs it; the tests check the exit
+status and that the JSON it writes has the expected keys and positive
+numbers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+STAGES = ("read", "superpixels", "cascade", "convnet", "refine", "write", "total")
+
+
+def run_script(name: str, *args: str, backend: str = "tensorflow") -> str:
+    """Run ``benchmarks/<name>`` with ``args``; assert it exits 0; its stdout."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=BENCHMARKS.parent,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, (
+        f"{name} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
+        f"\n--- stderr\n{proc.stderr[-4000:]}"
+    )
+    return proc.stdout
+
+
+def positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def check_machine(machine: dict[str, Any], backend: str) -> None:
+    for key in ("cpu_model", "os", "python", "numpy", "keras", "gpus"):
+        assert key in machine
+    assert positive(machine["cpu_count_logical"])
+    assert positive(machine["ram_gb"])
+    assert machine["keras_backend"] == backend
+
+
+def check_segment_result(r: dict[str, Any]) -> None:
+    assert set(STAGES) <= set(r["stages_s"])
+    for stage in STAGES:
+        assert positive(r["stages_s"][stage]), stage
+    for key in (
+        "segment_cohort_s",
+        "n_superpixels",
+        "n_candidates",
+        "n_patches",
+        "patches_per_s",
+        "peak_rss_stages_mb",
+        "peak_rss_segment_cohort_mb",
+    ):
+        assert positive(r[key]), key
+    assert r["n_patches"] == r["n_candidates"] * r["n_scales"]
+    assert r["shape"] == [r["size"], r["size"], r["slices"]]
+
+
+def check_convnet_result(r: dict[str, Any]) -> None:
+    for part in ("inference", "training", "cropping_1_thread"):
+        assert positive(r[part]["patches_per_s"]), part
+        assert r[part]["steps"] >= 2
+    assert r["training"]["augmented"] is True
+    assert positive(r["paper"]["hours_at_measured_rate"])
+    assert r["paper"]["paper_hours"] == 55.0
+    assert positive(r["n_parameters"])
+
+
+@pytest.fixture(scope="module")
+def segment_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """``bench_segment.py --small``, training its model and saving it for reuse."""
+    tmp = tmp_path_factory.mktemp("bench_segment")
+    out, model = tmp / "segment.json", tmp / "tiny.joblib"
+    stdout = run_script(
+        "bench_segment.py", "--small", "--json", str(out), "--save-model", str(model)
+    )
+    return {"doc": json.loads(out.read_text()), "model": model, "stdout": stdout}
+
+
+def test_bench_segment(segment_run: dict[str, Any]) -> None:
+    doc = segment_run["doc"]
+    assert doc["benchmark"] == "bench_segment"
+    check_machine(doc["machine"], "tensorflow")
+    assert [r["slices"] for r in doc["results"]] == doc["args"]["slices"]
+    for r in doc["results"]:
+        check_segment_result(r)
+    assert set(doc["scaling"]) >= {"total", "segment_cohort"}
+    assert positive(doc["peak_rss_mb"])
+    assert positive(doc["ru_maxrss_mb"])
+    assert doc["model"]["convnet"]["patch_size"] == 16  # the tiny preset
+    assert segment_run["model"].is_file()
+    assert "segment_cohort (end to end)" in segment_run["stdout"]
+
+
+def test_bench_convnet(tmp_path: Path) -> None:
+    out = tmp_path / "convnet.json"
+    stdout = run_script("bench_convnet.py", "--small", "--json", str(out))
+    doc = json.loads(out.read_text())
+    assert doc["benchmark"] == "bench_convnet"
+    check_machine(doc["machine"], "tensorflow")
+    assert [r["preset"] for r in doc["results"]] == ["tiny"]
+    check_convnet_result(doc["results"][0])
+    assert "855,500 patches x 100 epochs" in stdout
+
+
+def check_gpu_check(doc: dict[str, Any], backend: str) -> None:
+    assert doc["benchmark"] == "gpu_check"
+    assert doc["small"] is True
+    assert doc["device"]["keras_backend"] == backend
+    check_machine(doc["machine"], backend)
+    check_convnet_result(doc["convnet"])
+    check_segment_result(doc["segment"]["results"][0])
+    assert [t["key"] for t in doc["targets"]] == [
+        "segment_s",
+        "inference_patches_per_s",
+        "training_patches_per_s",
+    ]
+    for t in doc["targets"]:
+        assert positive(t["measured"])
+        assert isinstance(t["met"], bool)
+
+
+def test_gpu_check_jax(tmp_path: Path, segment_run: dict[str, Any]) -> None:
+    pytest.importorskip("jax")
+    out = tmp_path / "gpu.json"
+    run_script(
+        "gpu_check.py",
+        "--small",
+        "--model",
+        str(segment_run["model"]),
+        "--json",
+        str(out),
+        backend="jax",
+    )
+    doc = json.loads(out.read_text())
+    check_gpu_check(doc, "jax")
+    tf = doc["tensorflow"]
+    assert tf["blocked"] is True
+    assert tf["imported"] is False
+    assert tf["attempts_from_pancreas_or_benchmarks"] == []
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("jax") is not None,
+    reason="jax is installed: test_gpu_check_jax runs the script instead",
+)
+def test_gpu_check_tensorflow_fallback(
+    tmp_path: Path, segment_run: dict[str, Any]
+) -> None:
+    # no JAX here: the script must at least complete on the TensorFlow backend
+    out = tmp_path / "gpu.json"
+    run_script(
+        "gpu_check.py",
+        "--small",
+        "--model",
+        str(segment_run["model"]),
+        "--json",
+        str(out),
+        backend="tensorflow",
+    )
+    doc = json.loads(out.read_text())
+    check_gpu_check(doc, "tensorflow")
+    assert doc["tensorflow"]["blocked"] is False
