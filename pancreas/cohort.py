@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from pancreas._atomic import atomic_write_text, remove_stale_temporaries
+from pancreas._memory import check_memory
 from pancreas._parallel import parallel_map
 from pancreas.exceptions import DatasetLayoutError
 
@@ -316,6 +317,18 @@ def organ_statistics(
     }
 
 
+def _nifti_shape(path: Path) -> tuple[int, ...] | None:
+    """The grid of a NIfTI file from its header (None for DICOM or bad files)."""
+    if _nifti_case_id(path) is None or not path.is_file():
+        return None
+    import nibabel as nib
+
+    try:
+        return tuple(int(n) for n in nib.load(path).shape[:3])
+    except Exception:  # load_volume reports what is wrong with the file
+        return None
+
+
 def _segment_case(
     job: tuple[str, Path, CaseOutputs], pipeline: Any
 ) -> tuple[str, str, Any]:
@@ -325,6 +338,9 @@ def _segment_case(
     case, path, outputs = job
     start = time.perf_counter()
     try:
+        shape = _nifti_shape(path)
+        if shape is not None:  # refuse before reading a volume that cannot fit
+            check_memory(shape, case)
         volume = load_volume(path)
         records = pipeline.records([Volume(volume.array, volume.affine, case)])
         mask, proba = pipeline.steps[-1][1].predict_with_proba(records)[0]

@@ -44,3 +44,7 @@ class PancreasWarning(UserWarning):
 
 class SpacingWarning(PancreasWarning):
     """A CT's voxels are too coarse for the method (thick slices, large pixels)."""
+
+
+class InsufficientMemoryError(PancreasError, MemoryError):
+    """A case needs more memory than the machine has available."""

@@ -31,6 +31,7 @@ from pancreas._checks import (
     check_not_constant,
     warn_spacing,
 )
+from pancreas._memory import check_memory
 from pancreas._parallel import parallel_map
 from pancreas._validation import Interval, _fit_context
 from pancreas.base import VolumeEstimatorMixin
@@ -514,6 +515,7 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
             check_hounsfield(hu, rec.case_id)
         if self.check_spacing:
             warn_spacing(rec.spacing, rec.case_id)
+        check_memory(hu.shape, rec.case_id)
 
     def _transform_one(self, rec: CaseRecord, checked: bool = False) -> CaseRecord:
         if not checked:

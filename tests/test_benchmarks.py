@@ -177,3 +177,19 @@ def test_gpu_check_tensorflow_fallback(
     doc = json.loads(out.read_text())
     check_gpu_check(doc, "tensorflow")
     assert doc["tensorflow"]["blocked"] is False
+
+
+def test_bench_cluster_small(tmp_path):
+    pytest.importorskip("distributed")
+    out = tmp_path / "cluster.json"
+    stdout = run_script(
+        "bench_cluster.py", "--small", "--workers", "2", "--json", str(out)
+    )
+    assert "identical to the local run" in stdout
+    doc = json.loads(out.read_text())
+    check_machine(doc["machine"], "tensorflow")
+    assert [r["run"] for r in doc["runs"]] == [
+        "local (this process)",
+        "LocalCluster, 2 worker(s)",
+    ]
+    assert all(positive(r["cases_per_min"]) for r in doc["runs"])
