@@ -126,6 +126,36 @@ def device_info() -> dict[str, Any]:
     return info
 
 
+def accelerator_vs_cpu(preset: str, n_patches: int = 512) -> dict[str, Any]:
+    """How far the accelerator's ConvNet outputs are from the CPU's (JAX only).
+
+    One model with fixed weights predicts the same random patches on the
+    default device and on the CPU; reports the largest absolute difference of
+    the pancreas probability and the share of patches whose 0.5 decision
+    flips. On a CPU-only machine both runs are on the CPU (difference 0).
+    """
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return {"compared": False, "why": "only measured with the jax backend"}
+    import jax
+    import numpy as np
+
+    model = bench_convnet.build_model(bench_convnet.net_config(preset), seed=0)
+    size = int(model.input_shape[1])
+    x = np.random.default_rng(1).random((n_patches, size, size, 1), dtype=np.float32)
+    on_default = np.asarray(model.predict_on_batch(x))[:, 1]
+    with jax.default_device(jax.devices("cpu")[0]):
+        on_cpu = np.asarray(model.predict_on_batch(x))[:, 1]
+    return {
+        "compared": True,
+        "default_device": str(jax.devices()[0]),
+        "max_abs_diff": float(np.max(np.abs(on_default - on_cpu))),
+        "decisions_flipped": float(np.mean((on_default > 0.5) != (on_cpu > 0.5))),
+        "n_patches": n_patches,
+    }
+
+
 def tensorflow_report() -> dict[str, Any]:
     """Attempts to import TensorFlow, and those from pancreas or these scripts."""
     here = os.path.dirname(os.path.abspath(__file__))
@@ -232,6 +262,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     seg = bench_segment.run(bench_segment.parse_args(seg_argv))
     print(bench_segment.results_table(seg["results"]), flush=True)
 
+    versus_cpu = accelerator_vs_cpu(preset, 64 if args.small else 512)
+    print(f"accelerator vs CPU outputs: {versus_cpu}", flush=True)
+
     one = seg["results"][0]
     measured = {
         "segment_s": one["segment_cohort_s"],
@@ -247,6 +280,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "segment": seg,
         "measured": measured,
         "targets": check_targets(measured),
+        "accelerator_vs_cpu": versus_cpu,
         "tensorflow": tensorflow_report(),
     }
 
