@@ -450,6 +450,9 @@ def segment_cohort(
         desc="segment",
         args=(pipeline,),
     )
+    # a worker killed mid-write (its task retried elsewhere) leaves a temporary
+    for _, _, paths in jobs:
+        remove_stale_temporaries(paths.paths)
     for case, status, info in outcomes:
         if status == "done":
             case_stats, seconds = info

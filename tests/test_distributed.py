@@ -42,7 +42,7 @@ def _read(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.glob("*.nii.gz"))}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cluster():
     from distributed import LocalCluster
 
@@ -85,6 +85,36 @@ def test_cohort_on_a_local_cluster_matches_a_local_run(
     assert len(scattered) == 1  # one shared copy, the tasks refer to it by key
 
 
+def test_segment_command_with_scheduler(
+    tiny_fitted, cohort_folder, local_outputs, cluster, tmp_path
+):
+    import subprocess
+    import sys
+
+    from pancreas.persistence import save_pipeline
+
+    model = save_pipeline(tiny_fitted, tmp_path / "model")
+    out = tmp_path / "masks"
+    exe = Path(sys.executable).with_name("pancreas")
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run(
+        [str(exe), "--quiet", "segment", str(model), str(cohort_folder), "-o",
+         str(out), "--proba", "--scheduler", cluster.scheduler_address],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"{N_CASES} of {N_CASES} case(s) segmented" in proc.stdout
+    assert _read(out) == local_outputs
+    bad = subprocess.run(
+        [str(exe), "--quiet", "segment", str(model), str(cohort_folder), "-o",
+         str(tmp_path / "x"), "--scheduler", "tcp://127.0.0.1:9"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert "cannot reach the Dask scheduler" in bad.stderr
+
+
+# last: it kills a worker of the shared cluster (its nanny restarts it)
 def test_killed_worker_cohort_still_completes(
     tiny_fitted, cohort_folder, local_outputs, cluster, tmp_path
 ):
