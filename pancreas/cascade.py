@@ -255,70 +255,162 @@ def _location(
 
 
 def _level1_slice(
-    sl: _Slice, geom: _Geometry
+    sl: _Slice, geom: _Geometry, maps: list[NDArray[np.float32]]
 ) -> tuple[NDArray[Any], NDArray[Any], NDArray[np.float32]]:
-    """Level-1 features at the grid points inside the body of one slice."""
+    """Level-1 features at the grid points inside the body of one slice.
+
+    ``maps`` are the slice's :func:`_feature_maps`.
+    """
     si, sj = geom.steps
     grid = np.zeros_like(sl.mask)
     grid[::si, ::sj] = True
     rows, cols = np.nonzero(grid & sl.mask)
-    maps = _feature_maps(sl.image, geom.spacing[:2])
     feats = [m[rows, cols] for m in maps]
     feats += _location(sl, rows, cols, sl.depth[rows, cols], geom.spacing)
     return rows // si, cols // sj, np.stack(feats, axis=1).astype(np.float32)
 
 
-def _segment_reduce(
-    values: NDArray[Any], order: NDArray[Any], starts: NDArray[Any], ufunc: np.ufunc
-) -> NDArray[Any]:
-    return ufunc.reduceat(values[order], starts)
+@dataclass(frozen=True)
+class _SuperpixelIndex:
+    """The body pixels of one slice's superpixels, grouped by superpixel."""
+
+    flat: NDArray[np.intp]  # flat (row-major) indices of the pixels in the slice
+    shape: tuple[int, int]  # shape of the slice
+    labels: NDArray[Any]  # sorted superpixel labels of the slice
+    inverse: NDArray[np.intp]  # position in `labels` of each pixel
+    counts: NDArray[np.float64]  # pixels per superpixel
+    order: NDArray[np.intp]  # pixels sorted by superpixel (stable)
+    starts: NDArray[np.int64]  # first position of each superpixel in `order`
+
+    @classmethod
+    def of(cls, sp: NDArray[np.integer[Any]]) -> _SuperpixelIndex | None:
+        """Index of the superpixels of slice `sp`; None when it has none."""
+        flat = np.flatnonzero(sp > 0)
+        if flat.size == 0:
+            return None
+        values = sp.ravel()[flat]
+        lo, hi = int(values.min()), int(values.max())
+        if hi - lo <= 4 * flat.size:
+            # the labels of a slice span a short range (consecutive from
+            # SuperpixelGenerator): count them in a table instead of sorting
+            present = np.bincount(values - lo, minlength=hi - lo + 1)
+            labels = np.flatnonzero(present) + lo
+            inverse = (np.cumsum(present > 0) - 1)[values - lo]
+        else:
+            labels, inverse = np.unique(values, return_inverse=True)
+        counts = np.bincount(inverse, minlength=labels.size).astype(np.float64)
+        # a stable sort of small integers is a radix sort in numpy
+        small = np.int16 if labels.size <= np.iinfo(np.int16).max else np.intp
+        order = np.argsort(inverse.astype(small), kind="stable")
+        starts = np.concatenate([[0], np.cumsum(counts[:-1]).astype(np.int64)])
+        return cls(flat, sp.shape, labels, inverse, counts, order, starts)
+
+    def values(self, image: NDArray[Any]) -> NDArray[Any]:
+        """The pixels of `image` (shaped like the slice) in index order."""
+        return image.ravel().take(self.flat)
+
+    def mean(self, values: NDArray[Any]) -> NDArray[np.float64]:
+        """Mean of per-pixel `values` over each superpixel."""
+        return np.bincount(self.inverse, weights=values) / self.counts
+
+    def reduce(self, values: NDArray[Any], ufunc: np.ufunc) -> NDArray[Any]:
+        """``ufunc`` (np.minimum, np.maximum) of `values` over each superpixel."""
+        return ufunc.reduceat(values[self.order], self.starts)
 
 
-def _level2_slice(
-    sl: _Slice, geom: _Geometry, sp: NDArray[np.int32], prob: list[NDArray[np.float32]]
-) -> tuple[NDArray[Any], NDArray[Any]]:
-    """Level-2 features of the superpixels of one slice.
+def _linear_weights(
+    n_out: int, step: int, n_in: int
+) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]:
+    """Neighbours and weight of pixel ``i / step`` on a grid of `n_in` points.
+
+    As ``map_coordinates(order=1, mode="nearest")``: positions past the last
+    grid point take its value.
+    """
+    pos = np.minimum(np.arange(n_out) / step, n_in - 1)
+    lower = pos.astype(np.intp)
+    return lower, np.minimum(lower + 1, n_in - 1), pos - lower
+
+
+def _upsample_linear(
+    coarse: NDArray[np.floating[Any]], steps: tuple[int, int], shape: tuple[int, int]
+) -> NDArray[np.floating[Any]]:
+    """Bilinear interpolation of a coarse grid map at every pixel of a slice.
+
+    Pixel ``(i, j)`` lies at grid position ``(i / steps[0], j / steps[1])``.
+    Computed separably in float64 and returned in the dtype of `coarse`; it
+    equals ``map_coordinates(coarse, ..., order=1, mode="nearest")`` but for
+    rounding (1 ulp on a few pixels), without its per-pixel spline set-up.
+    """
+    r0, r1, fr = _linear_weights(shape[0], steps[0], coarse.shape[0])
+    c0, c1, fc = _linear_weights(shape[1], steps[1], coarse.shape[1])
+    c = np.asarray(coarse, dtype=np.float64)
+    rows = c[r0] * (1.0 - fr)[:, None] + c[r1] * fr[:, None]
+    out = rows[:, c0] * (1.0 - fc) + rows[:, c1] * fc
+    return out.astype(coarse.dtype, copy=False)
+
+
+#: Level-2 features computed from the image alone (the first ones of
+#: :func:`_level2_names`); the others need the level-1 response map.
+_N_LEVEL2_IMAGE = len(_map_names()) + 5
+
+
+def _level2_image_slice(
+    sl: _Slice,
+    geom: _Geometry,
+    index: _SuperpixelIndex,
+    maps: list[NDArray[np.float32]],
+) -> NDArray[np.float32]:
+    """Level-2 features of one slice's superpixels that need no level-1 map."""
+    feats = [index.mean(index.values(m)) for m in maps]
+    intensity = index.values(sl.image).astype(np.float64)
+    var = index.mean(intensity * intensity) - feats[0] ** 2
+    feats += [
+        np.sqrt(np.maximum(var, 0.0)),
+        index.reduce(intensity, np.minimum),
+        index.reduce(intensity, np.maximum),
+        index.counts * geom.spacing[0] * geom.spacing[1],
+        index.mean(index.values(sl.depth)),
+    ]
+    return np.stack(feats, axis=1).astype(np.float32)
+
+
+def _level2_response_slice(
+    index: _SuperpixelIndex, geom: _Geometry, prob: list[NDArray[np.float32]]
+) -> NDArray[np.float32]:
+    """Level-2 features of one slice's superpixels from the level-1 map.
 
     ``prob`` holds this slice of the coarse level-1 map, then its smoothed
     versions (one per context scale).
     """
-    inside = sp > 0
-    rows, cols = np.nonzero(inside)
-    if rows.size == 0:
-        return np.zeros(0, np.int64), np.zeros((0, len(_level2_names())), np.float32)
-    labels, inv = np.unique(sp[rows, cols], return_inverse=True)
-    counts = np.bincount(inv).astype(np.float64)
-    order = np.argsort(inv, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts[:-1]).astype(np.int64)])
+    p1, *context = (
+        index.values(_upsample_linear(p, geom.steps, index.shape)) for p in prob
+    )
+    feats = [
+        index.mean(p1),
+        index.reduce(p1, np.maximum),
+        index.reduce(p1, np.minimum),
+        index.mean((p1 > 0.5).astype(np.float64)),
+    ]
+    feats += [index.mean(c) for c in context]
+    feats += [index.reduce(c, np.maximum) for c in context]
+    return np.stack(feats, axis=1).astype(np.float32)
 
-    def mean(values: NDArray[Any]) -> NDArray[Any]:
-        return np.bincount(inv, weights=values) / counts
 
-    maps = _feature_maps(sl.image, geom.spacing[:2])
-    feats = [mean(m[rows, cols]) for m in maps]
-    intensity = sl.image[rows, cols].astype(np.float64)
-    var = mean(intensity * intensity) - feats[0] ** 2
-    feats += [
-        np.sqrt(np.maximum(var, 0.0)),
-        _segment_reduce(intensity, order, starts, np.minimum),
-        _segment_reduce(intensity, order, starts, np.maximum),
-        counts * geom.spacing[0] * geom.spacing[1],
-    ]
-    feats.append(mean(sl.depth[rows, cols]))
-    coords = np.stack([rows / geom.steps[0], cols / geom.steps[1]])
-    p1 = ndimage.map_coordinates(prob[0], coords, order=1, mode="nearest")
-    feats += [
-        mean(p1),
-        _segment_reduce(p1, order, starts, np.maximum),
-        _segment_reduce(p1, order, starts, np.minimum),
-        mean((p1 > 0.5).astype(np.float64)),
-    ]
-    context = [
-        ndimage.map_coordinates(p, coords, order=1, mode="nearest") for p in prob[1:]
-    ]
-    feats += [mean(c) for c in context]
-    feats += [_segment_reduce(c, order, starts, np.maximum) for c in context]
-    return labels, np.stack(feats, axis=1).astype(np.float32)
+@dataclass
+class _CaseFeatures:
+    """Features of one case computed in a single pass over its slices.
+
+    The level-1 features at the grid points, and (when asked for) the
+    level-2 features that need no level-1 map, per slice: the feature maps
+    of each slice are computed once and serve both levels.
+    """
+
+    geom: _Geometry
+    a: NDArray[Any]  # grid coordinates of the level-1 rows
+    b: NDArray[Any]
+    k: NDArray[Any]
+    level1: NDArray[np.float32]
+    level2_image: list[tuple[int, NDArray[Any], NDArray[np.float32]]]
 
 
 def _positive_proba(model: RandomForestClassifier, X: NDArray[Any]) -> NDArray[Any]:
@@ -669,12 +761,12 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         # Pass 1: subsampled level-1 training patches of every case.
         def level1_rows(i: int) -> tuple[NDArray[Any], NDArray[Any]]:
             rec, lab = records[i], labels[i]
-            geom, (a, b, k, feats) = self._level1_case(rec)
-            rows = a * geom.steps[0] + geom.box[0].start
-            cols = b * geom.steps[1] + geom.box[1].start
-            target = lab[rows, cols, k]
+            cf = self._case_features(rec, level2=False)
+            rows = cf.a * cf.geom.steps[0] + cf.geom.box[0].start
+            cols = cf.b * cf.geom.steps[1] + cf.geom.box[1].start
+            target = lab[rows, cols, cf.k]
             keep = _subsample(target, cap, rng)
-            return feats[keep], target[keep]
+            return cf.level1[keep], target[keep]
 
         rows1 = self._over_cases(level1_rows, range(n_cases), "level-1 patches")
         n_folds = min(int(self.cv), n_cases)
@@ -820,39 +912,63 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
             desc=rec.case_id,
         )
 
-    def _level1_case(self, rec: CaseRecord) -> tuple[_Geometry, tuple]:
-        """Level-1 features at every grid point of a case, with its coordinates."""
+    def _case_features(self, rec: CaseRecord, level2: bool = True) -> _CaseFeatures:
+        """Level-1 features of a case and, with `level2`, its image level-2 ones.
+
+        One pass over the slices: each slice's feature maps are computed once
+        and serve both levels.
+        """
         mask = self._body(rec)
         hu = np.asarray(rec.volume.array)
         geom = _geometry(mask, hu, rec.spacing, float(self.grid_spacing))
-        results = self._slices(rec, mask, geom, lambda k, sl: _level1_slice(sl, geom))
+        sp_all = np.asarray(rec.superpixels)
+
+        def work(z: int, sl: _Slice) -> tuple[tuple, tuple | None]:
+            maps = _feature_maps(sl.image, geom.spacing[:2])
+            level1 = _level1_slice(sl, geom, maps)
+            if not level2:
+                return level1, None
+            index = _SuperpixelIndex.of(sp_all[geom.box[0], geom.box[1], z])
+            if index is None:
+                return level1, None
+            return level1, (index.labels, _level2_image_slice(sl, geom, index, maps))
+
         a, b, k, feats = [], [], [], []
-        for z, res in enumerate(results):
+        image2: dict[int, tuple[NDArray[Any], NDArray[np.float32]]] = {}
+        for z, res in enumerate(self._slices(rec, mask, geom, work)):
             if res is None:
                 continue
-            a.append(res[0])
-            b.append(res[1])
-            k.append(np.full(res[0].shape, z))
-            feats.append(res[2])
+            (rows, cols, slice_feats), slice_image2 = res
+            a.append(rows)
+            b.append(cols)
+            k.append(np.full(rows.shape, z))
+            feats.append(slice_feats)
+            if slice_image2 is not None:
+                image2[z] = slice_image2
         if not feats:
             empty = np.zeros(0, np.int64)
             n_feat = len(_level1_names())
-            return geom, (empty, empty, empty, np.zeros((0, n_feat), np.float32))
-        return geom, (
+            return _CaseFeatures(
+                geom, empty, empty, empty, np.zeros((0, n_feat), np.float32), image2
+            )
+        return _CaseFeatures(
+            geom,
             np.concatenate(a),
             np.concatenate(b),
             np.concatenate(k),
             np.concatenate(feats),
+            image2,
         )
 
     def _level2_case(
         self, rec: CaseRecord, model: RandomForestClassifier
     ) -> tuple[NDArray[Any], NDArray[np.float32]]:
         """Level-2 features of every superpixel of a case (labels, features)."""
-        geom, (a, b, k, feats) = self._level1_case(rec)
+        cf = self._case_features(rec)
+        geom = cf.geom
         coarse = np.zeros(geom.coarse_shape, dtype=np.float32)
-        coarse[a, b, k] = _positive_proba(model, feats)
-        del feats
+        coarse[cf.a, cf.b, cf.k] = _positive_proba(model, cf.level1)
+        del cf.level1
         grid_mm = (
             geom.steps[0] * geom.spacing[0],
             geom.steps[1] * geom.spacing[1],
@@ -862,21 +978,28 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
             ndimage.gaussian_filter(coarse, [s / g for g in grid_mm], mode="constant")
             for s in _CONTEXT_SIGMAS_MM
         ]
-        mask = self._body(rec)
         sp_all = np.asarray(rec.superpixels)
 
-        def work(z: int, sl: _Slice) -> Any:
-            sp = sp_all[geom.box[0], geom.box[1], z]
-            return _level2_slice(sl, geom, sp, [m[:, :, z] for m in maps])
+        def work(z: int) -> NDArray[np.float32]:
+            index = _SuperpixelIndex.of(sp_all[geom.box[0], geom.box[1], z])
+            response = _level2_response_slice(index, geom, [m[:, :, z] for m in maps])
+            return np.concatenate([cf.level2_image[z][1], response], axis=1)
 
-        results = [r for r in self._slices(rec, mask, geom, work) if r is not None]
-        if not results:
+        slices = sorted(cf.level2_image)
+        if not slices:
             return np.zeros(0, np.int64), np.zeros(
                 (0, len(_level2_names())), np.float32
             )
+        results = parallel_map(
+            work,
+            slices,
+            n_jobs=self.n_jobs,
+            verbose=max(int(self.verbose) - 1, 0),
+            desc=rec.case_id,
+        )
         return (
-            np.concatenate([r[0] for r in results]),
-            np.concatenate([r[1] for r in results]),
+            np.concatenate([cf.level2_image[z][0] for z in slices]),
+            np.concatenate(results),
         )
 
     def _sp_proba(self, rec: CaseRecord) -> NDArray[np.float32]:

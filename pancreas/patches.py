@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import ndimage
 
 from pancreas.exceptions import InvalidVolumeError
 
@@ -78,25 +77,57 @@ def superpixel_boxes(
         return out
     if labels.min() < 1:
         raise InvalidVolumeError(f"{name}: superpixel labels must be >= 1")
-    objects = ndimage.find_objects(superpixels, max_label=int(labels.max()))
-    for row, label in enumerate(labels):
-        sl = objects[label - 1]
-        if sl is None:
+    sp = np.asarray(superpixels)
+    lo, hi = _label_extents(sp, labels)
+    missing = lo[:, 0] < 0
+    spans = ~missing & (lo[:, 2] != hi[:, 2])
+    bad = np.flatnonzero(missing | spans)
+    if bad.size:
+        row = int(bad[0])
+        label = int(labels[row])
+        if missing[row]:
             raise InvalidVolumeError(f"{name}: superpixel {label} is not in the volume")
-        if sl[2].stop - sl[2].start != 1:
-            raise InvalidVolumeError(
-                f"{name}: superpixel {label} spans axial slices "
-                f"{sl[2].start}..{sl[2].stop - 1}; each must lie within one slice"
-            )
-        out[row, 0] = sl[2].start
-        out[row, 1] = 0.5 * (sl[0].start + sl[0].stop - 1)
-        out[row, 2] = 0.5 * (sl[1].start + sl[1].stop - 1)
-        out[row, 3] = max(
-            (sl[0].stop - sl[0].start) * spacing[0],
-            (sl[1].stop - sl[1].start) * spacing[1],
-            min_box_mm,
+        raise InvalidVolumeError(
+            f"{name}: superpixel {label} spans axial slices "
+            f"{lo[row, 2]}..{hi[row, 2]}; each must lie within one slice"
         )
+    extent = hi - lo + 1
+    out[:, 0] = lo[:, 2]
+    out[:, 1] = 0.5 * (lo[:, 0] + hi[:, 0])
+    out[:, 2] = 0.5 * (lo[:, 1] + hi[:, 1])
+    out[:, 3] = np.maximum(
+        np.maximum(extent[:, 0] * spacing[0], extent[:, 1] * spacing[1]), min_box_mm
+    )
     return out
+
+
+def _label_extents(
+    superpixels: NDArray[np.integer[Any]], labels: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Smallest and largest voxel index of each label along each axis.
+
+    Only the voxels of the wanted labels are visited after one table look-up
+    over the volume (``find_objects`` keeps a box for every label up to the
+    largest). Rows of labels absent from the volume are -1.
+    """
+    n_max = int(superpixels.max(initial=0))
+    wanted = np.zeros(n_max + 1, dtype=bool)
+    wanted[labels[labels <= n_max]] = True
+    flat = np.flatnonzero(wanted[superpixels.ravel()])
+    voxel_labels = superpixels.ravel()[flat]
+    order = np.argsort(voxel_labels, kind="stable")
+    voxel_labels = voxel_labels[order]
+    coords = np.stack(np.unravel_index(flat[order], superpixels.shape), axis=1)
+    starts = np.flatnonzero(np.diff(voxel_labels, prepend=-1))
+    found = voxel_labels[starts].astype(np.int64)
+    lo = np.full((labels.size, 3), -1, dtype=np.int64)
+    hi = np.full((labels.size, 3), -1, dtype=np.int64)
+    if found.size:
+        row = np.minimum(np.searchsorted(found, labels), found.size - 1)
+        ok = found[row] == labels
+        lo[ok] = np.minimum.reduceat(coords, starts, axis=0)[row[ok]]
+        hi[ok] = np.maximum.reduceat(coords, starts, axis=0)[row[ok]]
+    return lo, hi
 
 
 def sample_patches(
