@@ -366,7 +366,7 @@ def scaling(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
         return {}
     n = np.array([r["slices"] for r in results], float)
     out = {}
-    keys = [*results[0]["stages_s"], "segment_cohort"]
+    keys = [*results[0].get("stages_s", {}), "segment_cohort"]
     for key in keys:
         s = np.array(
             [
@@ -386,9 +386,9 @@ def results_table(results: list[dict[str, Any]]) -> str:
     """Stage x size table of seconds, then counts and memory."""
     header = ["stage (s)", *(f"{r['size']}x{r['size']}x{r['slices']}" for r in results)]
     rows = []
-    for key in results[0]["stages_s"]:
+    for key in results[0].get("stages_s", {}):
         label = "sum of stages" if key == "total" else key
-        rows.append([label, *(r["stages_s"][key] for r in results)])
+        rows.append([label, *(r.get("stages_s", {}).get(key) for r in results)])
     rows.append(
         ["segment_cohort (end to end)", *(r["segment_cohort_s"] for r in results)]
     )
@@ -506,10 +506,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         stages=not args.segment_only,
                     )
                 )
+                stage_total = results[-1].get("stages_s", {}).get("total")
                 print(
                     f"  {args.size}x{args.size}x{slices}: stages "
-                    f"{results[-1]['stages_s']['total']:.2f} s, segment_cohort "
-                    f"{results[-1]['segment_cohort_s']:.2f} s",
+                    f"{'-' if stage_total is None else f'{stage_total:.2f} s'}, "
+                    f"segment_cohort {results[-1]['segment_cohort_s']:.2f} s",
                     file=sys.stderr,
                 )
     return {
