@@ -4,7 +4,8 @@ Segmenting a case holds the CT (float32), its superpixels (int32), the body
 mask, the stages' probability maps and the native-grid outputs, about
 :data:`BYTES_PER_VOXEL` bytes per voxel at the peak (measured with
 ``benchmarks/bench_segment.py``: about six float32 copies of the volume),
-plus the Python process with Keras and the model (:data:`PROCESS_BYTES`). :func:`check_memory` compares that estimate with the memory the
+plus the Python process with Keras and the model (:data:`PROCESS_BYTES`).
+:func:`check_memory` compares that estimate with the memory the
 machine (or its container's cgroup limit) has available and raises
 :class:`~pancreas.exceptions.InsufficientMemoryError` before any work, rather
 than letting the kernel kill the process halfway through a cohort.

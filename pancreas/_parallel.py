@@ -14,7 +14,7 @@ from joblib import Parallel, delayed
 
 T = TypeVar("T")
 
-__all__ = ["parallel_map"]
+__all__ = ["local_threads", "parallel_map"]
 
 
 def parallel_map(
@@ -75,3 +75,15 @@ def _in_parallel_config() -> bool:
 
     backend, _ = get_active_backend()
     return type(backend).__name__ not in ("LokyBackend", "SequentialBackend")
+
+
+def local_threads() -> Any:
+    """A context in which nested joblib loops run in threads of this process.
+
+    Used inside the per-case tasks of a cohort: on a Dask worker, joblib
+    would otherwise send the slice loops of a case back to the cluster as
+    tasks, shipping the case's data through the scheduler.
+    """
+    from joblib import parallel_config
+
+    return parallel_config(backend="threading")

@@ -31,7 +31,7 @@ import numpy as np
 
 from pancreas._atomic import atomic_write_text, remove_stale_temporaries
 from pancreas._memory import check_memory
-from pancreas._parallel import parallel_map
+from pancreas._parallel import local_threads, parallel_map
 from pancreas.exceptions import DatasetLayoutError
 
 __all__ = [
@@ -342,8 +342,9 @@ def _segment_case(
         if shape is not None:  # refuse before reading a volume that cannot fit
             check_memory(shape, case)
         volume = load_volume(path)
-        records = pipeline.records([Volume(volume.array, volume.affine, case)])
-        mask, proba = pipeline.steps[-1][1].predict_with_proba(records)[0]
+        with local_threads():  # the slices of this case stay on this worker
+            records = pipeline.records([Volume(volume.array, volume.affine, case)])
+            mask, proba = pipeline.steps[-1][1].predict_with_proba(records)[0]
         stats = organ_statistics(mask, volume.array, volume.spacing)
         stats.update(
             case=case,

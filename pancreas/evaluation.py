@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pancreas._parallel import parallel_map
+from pancreas._parallel import local_threads, parallel_map
 from pancreas.exceptions import InvalidVolumeError
 from pancreas.metrics import dice_score, evaluate_segmentation
 from pancreas.plotting import DPI, SlicePanel, slice_panel
@@ -281,6 +281,20 @@ def _evaluate_case(
     tolerance: float,
 ) -> _CaseResult:
     """Evaluate case ``i``, loading it here (on a worker, from its path)."""
+    with local_threads():  # the slices of this case stay on this worker
+        return _evaluate_one(i, pipeline, X, y, ids, grid, full, tolerance)
+
+
+def _evaluate_one(
+    i: int,
+    pipeline: Pipeline,
+    X: Any,
+    y: Any,
+    ids: list[str] | None,
+    grid: NDArray[np.float64],
+    full: bool,
+    tolerance: float,
+) -> _CaseResult:
     from pancreas.refine import dice_curve
 
     refiner = pipeline.steps[-1][1]
