@@ -122,9 +122,18 @@ def _configure_pipeline(pipe: Any, args: argparse.Namespace) -> Any:
     return pipe.set_params(**params)
 
 
+def _new_pipeline(args: argparse.Namespace) -> Any:
+    """The preset's pipeline with the command's seed, epochs and runtime options."""
+    from pancreas.pipeline import make_roth2015_pipeline
+
+    pipe = make_roth2015_pipeline(preset=args.preset, random_state=args.seed)
+    if args.epochs:
+        pipe.set_params(convnet__epochs=args.epochs)
+    return _configure_pipeline(pipe, args)
+
+
 def _train(args: argparse.Namespace) -> int:
     from pancreas.persistence import cohort_summary, save_pipeline
-    from pancreas.pipeline import make_roth2015_pipeline
 
     out = Path(args.output)
     if out.exists() and not args.overwrite:
@@ -134,10 +143,7 @@ def _train(args: argparse.Namespace) -> int:
     log.info(
         "training on %d cases, validating on %d (%s)", len(train), len(val), ds.name
     )
-    pipe = make_roth2015_pipeline(preset=args.preset, random_state=args.seed)
-    if args.epochs:
-        pipe.set_params(convnet__epochs=args.epochs)
-    _configure_pipeline(pipe, args)
+    pipe = _new_pipeline(args)
     start = time.perf_counter()
     if len(val):
         pipe.fit(train.images, train.labels, X_val=val.images, y_val=val.labels)
@@ -259,7 +265,6 @@ def _demo(args: argparse.Namespace) -> int:
     from pancreas.evaluation import evaluate_pipeline
     from pancreas.persistence import cohort_summary, save_pipeline
     from pancreas.phantom import make_phantom_cohort
-    from pancreas.pipeline import make_roth2015_pipeline
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -282,10 +287,7 @@ def _demo(args: argparse.Namespace) -> int:
     val = slice(n_train, n_train + n_val)
     test = slice(n_train + n_val, None)
     t1 = time.perf_counter()
-    pipe = make_roth2015_pipeline(preset=args.preset, random_state=args.seed)
-    if args.epochs:
-        pipe.set_params(convnet__epochs=args.epochs)
-    _configure_pipeline(pipe, args)
+    pipe = _new_pipeline(args)
     log.info("training on %d cases, validating on %d", n_train, n_val)
     pipe.fit(images[train], labels[train], X_val=images[val], y_val=labels[val])
     t2 = time.perf_counter()

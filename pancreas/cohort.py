@@ -32,6 +32,7 @@ import numpy as np
 from pancreas._atomic import atomic_write_text, remove_stale_temporaries
 from pancreas._memory import check_memory
 from pancreas._parallel import local_threads, parallel_map
+from pancreas.datasets import IMAGE_SUFFIXES, _is_hidden, _nifti_stem, _strip_suffix
 from pancreas.exceptions import DatasetLayoutError
 
 __all__ = [
@@ -45,25 +46,11 @@ __all__ = [
 
 log = logging.getLogger("pancreas")
 
-_NIFTI = (".nii.gz", ".nii")
-#: Suffixes of image file names that are not part of the case name.
-_IMAGE_SUFFIXES = ("_0000", "_ct", "_image", "_img")
-
 
 def _nifti_case_id(path: Path) -> str | None:
-    name = path.name
-    for ext in _NIFTI:
-        if name.lower().endswith(ext):
-            stem = name[: -len(ext)]
-            for suffix in _IMAGE_SUFFIXES:
-                if stem.lower().endswith(suffix) and len(stem) > len(suffix):
-                    return stem[: -len(suffix)]
-            return stem
-    return None
-
-
-def _visible(path: Path) -> bool:
-    return not path.name.startswith(".")
+    """Case id of a NIfTI file (as the dataset loaders name cases), else None."""
+    stem = _nifti_stem(path)
+    return None if stem is None else _strip_suffix(stem, IMAGE_SUFFIXES)[0]
 
 
 def _series_folder(folder: Path) -> Path | None:
@@ -156,7 +143,7 @@ def find_cases(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[str, Path
 
 
 def _cases_in_folder(folder: Path) -> list[tuple[str, Path]]:
-    entries = sorted(p for p in folder.iterdir() if _visible(p))
+    entries = sorted(p for p in folder.iterdir() if not _is_hidden(p))
     niftis = [p for p in entries if p.is_file() and _nifti_case_id(p) is not None]
     if niftis:
         return [(str(_nifti_case_id(p)), p) for p in niftis]

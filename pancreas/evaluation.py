@@ -281,48 +281,35 @@ def _evaluate_case(
     tolerance: float,
 ) -> _CaseResult:
     """Evaluate case ``i``, loading it here (on a worker, from its path)."""
-    with local_threads():  # the slices of this case stay on this worker
-        return _evaluate_one(i, pipeline, X, y, ids, grid, full, tolerance)
-
-
-def _evaluate_one(
-    i: int,
-    pipeline: Pipeline,
-    X: Any,
-    y: Any,
-    ids: list[str] | None,
-    grid: NDArray[np.float64],
-    full: bool,
-    tolerance: float,
-) -> _CaseResult:
     from pancreas.refine import dice_curve
 
-    refiner = pipeline.steps[-1][1]
-    item = X[i]
-    name = ids[i] if ids is not None else _default_case_id(item, i)
-    record = make_record(item, name)
-    del item
-    (record,) = pipeline.records([record])
-    label = record.label_array(y[i])
-    maps = refiner.stage_maps(record)
-    row = _stage_row(record, label, maps, refiner.stage_thresholds_)
-    n_scales = int(np.shape(record.convnet_proba)[1])
-    if not full:
-        return _CaseResult(name, n_scales, row)
-    curves = {k: dice_curve(maps[k], label, grid) for k in _GENERIC_STAGES}
-    del maps
-    mask = refiner._mask_canonical(record)
-    voxel_ml = float(np.prod(record.spacing)) / 1000.0
-    metrics = {
-        "case": name,
-        **evaluate_segmentation(label, mask, record.spacing, tolerance),
-        "volume_pred_ml": int(np.count_nonzero(mask)) * voxel_ml,
-        "volume_true_ml": int(np.count_nonzero(label)) * voxel_ml,
-    }
-    pictures = _case_pictures(
-        name, np.asarray(record.volume.array), label, mask, record.spacing
-    )
-    return _CaseResult(name, n_scales, row, metrics, curves, pictures)
+    with local_threads():  # the slices of this case stay on this worker
+        refiner = pipeline.steps[-1][1]
+        item = X[i]
+        name = ids[i] if ids is not None else _default_case_id(item, i)
+        record = make_record(item, name)
+        del item
+        (record,) = pipeline.records([record])
+        label = record.label_array(y[i])
+        maps = refiner.stage_maps(record)
+        row = _stage_row(record, label, maps, refiner.stage_thresholds_)
+        n_scales = int(np.shape(record.convnet_proba)[1])
+        if not full:
+            return _CaseResult(name, n_scales, row)
+        curves = {k: dice_curve(maps[k], label, grid) for k in _GENERIC_STAGES}
+        del maps
+        mask = refiner._mask_canonical(record)
+        voxel_ml = float(np.prod(record.spacing)) / 1000.0
+        metrics = {
+            "case": name,
+            **evaluate_segmentation(label, mask, record.spacing, tolerance),
+            "volume_pred_ml": int(np.count_nonzero(mask)) * voxel_ml,
+            "volume_true_ml": int(np.count_nonzero(label)) * voxel_ml,
+        }
+        pictures = _case_pictures(
+            name, np.asarray(record.volume.array), label, mask, record.spacing
+        )
+        return _CaseResult(name, n_scales, row, metrics, curves, pictures)
 
 
 def _evaluate_cases(
