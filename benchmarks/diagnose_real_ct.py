@@ -1,6 +1,8 @@
 """Where a phantom-trained pipeline loses the real pancreas, stage by stage.
 
-Loads the pipeline saved by ``benchmarks/reproduce_table.py`` and runs it on
+Loads a fitted pipeline (a model directory, e.g. ``demo_output/model`` from
+``make demo``, or the .joblib saved by ``benchmarks/reproduce_table.py``) and
+runs it on
 the real CT in ../shared/data/totalseg_case1, printing the candidate set's
 size and recall against TotalSegmentator's pancreas (label 7) and the
 ConvNet's probabilities on the candidates that cover it.
@@ -9,6 +11,7 @@ Usage::
 
     python benchmarks/reproduce_table.py      # writes results/pipeline_cpu.joblib
     python benchmarks/diagnose_real_ct.py
+    python benchmarks/diagnose_real_ct.py --model demo_output/model
 """
 
 from __future__ import annotations
@@ -38,7 +41,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REAL_CT)
     args = parser.parse_args()
 
-    pipe = joblib.load(args.model)
+    if args.model.is_dir():
+        from pancreas.persistence import load_pipeline
+
+        pipe = load_pipeline(args.model)
+    else:
+        pipe = joblib.load(args.model)
     ct = load_volume(args.data / "example_ct.nii.gz")
     seg = load_volume(args.data / "example_seg_fast_force_split.nii.gz")
     truth = np.asarray(seg.array) == 7
