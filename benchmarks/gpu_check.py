@@ -69,6 +69,7 @@ from pathlib import Path  # noqa: E402
 
 import bench_convnet  # noqa: E402
 import bench_segment  # noqa: E402
+import precision_check  # noqa: E402
 from _bench_utils import format_table, machine_info, write_json  # noqa: E402
 
 #: (key, label, target, "<=" or ">=")
@@ -132,7 +133,9 @@ def accelerator_vs_cpu(preset: str, n_patches: int = 512) -> dict[str, Any]:
     One model with fixed weights predicts the same random patches on the
     default device and on the CPU; reports the largest absolute difference of
     the pancreas probability and the share of patches whose 0.5 decision
-    flips. On a CPU-only machine both runs are on the CPU (difference 0).
+    flips, and the same for the CPU emulation of TensorFloat-32 in
+    ``precision_check.py`` (close to the accelerator where it computes in
+    TF32). On a CPU-only machine both runs are on the CPU (difference 0).
     """
     import keras
 
@@ -147,11 +150,17 @@ def accelerator_vs_cpu(preset: str, n_patches: int = 512) -> dict[str, Any]:
     on_default = np.asarray(model.predict_on_batch(x))[:, 1]
     with jax.default_device(jax.devices("cpu")[0]):
         on_cpu = np.asarray(model.predict_on_batch(x))[:, 1]
+        emulated = precision_check.TF32Network(model).predict_on_batch(x)[:, 1]
     return {
         "compared": True,
         "default_device": str(jax.devices()[0]),
         "max_abs_diff": float(np.max(np.abs(on_default - on_cpu))),
         "decisions_flipped": float(np.mean((on_default > 0.5) != (on_cpu > 0.5))),
+        # how well benchmarks/precision_check.py's CPU emulation of TF32
+        # predicts the accelerator (near 0 on a TF32 GPU, = max_abs_diff of
+        # the emulation itself on a CPU)
+        "max_abs_diff_to_tf32_emulation": float(np.max(np.abs(on_default - emulated))),
+        "tf32_emulation_vs_cpu": float(np.max(np.abs(emulated - on_cpu))),
         "n_patches": n_patches,
     }
 

@@ -193,3 +193,18 @@ def test_bench_cluster_small(tmp_path):
         "LocalCluster, 2 worker(s)",
     ]
     assert all(positive(r["cases_per_min"]) for r in doc["runs"])
+
+
+def test_precision_check_script_small(tmp_path: Path) -> None:
+    out = tmp_path / "precision.json"
+    stdout = run_script("precision_check.py", "--small", "--json", str(out))
+    doc = json.loads(out.read_text())
+    assert doc["benchmark"] == "precision_check"
+    assert doc["path_check_max_abs_diff"] < 1e-6
+    assert len(doc["tf32_cases"]) == 2
+    for case in doc["tf32_cases"]:
+        assert case["candidates"] > 0
+        assert 0 <= case["convnet_max_abs_diff"] < 0.05
+        assert 0 <= case["dice_f32_vs_tf32"] <= 1
+        assert 0 <= case["mask_voxels_differing"] <= case["mask_voxels"] * 2 + 1
+    assert "TF32 vs float32" in stdout
