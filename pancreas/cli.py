@@ -198,6 +198,12 @@ def _segment(args: argparse.Namespace) -> int:
         f"{len(result.skipped)} already done, {len(result.failed)} failed; "
         f"outputs in {out}/"
     )
+    if result.empty:
+        print(
+            f"{len(result.empty)} case(s) with an empty mask: "
+            + ", ".join(result.empty),
+            file=sys.stderr,
+        )
     if result.failed:
         print("failed cases:", file=sys.stderr)
         for case, message in result.failed.items():

@@ -246,6 +246,9 @@ class CohortResult:
         Cases that failed, with the error message.
     stats : dict of str to dict
         Organ statistics per case (for ``stats=True``), also for skipped cases.
+    empty : list of str
+        Cases segmented in this run whose mask is empty (no voxel above the
+        threshold): a result, not a failure, but worth a look.
 
     Examples
     --------
@@ -257,6 +260,7 @@ class CohortResult:
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    empty: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -448,6 +452,17 @@ def segment_cohort(
             if stats:
                 result.stats[case] = case_stats
             log.info("%s: %.1f mL in %.1f s", case, case_stats["volume_ml"], seconds)
+            if case_stats["n_voxels"] == 0:
+                result.empty.append(case)
+                log.warning(
+                    "%s: empty segmentation (no voxel above the threshold %.2f); "
+                    "a scan unlike the training data (another contrast phase, "
+                    "field of view, scanner or intensity scale) often gives "
+                    "this: `pancreas info MODEL` shows what the model was "
+                    "trained on",
+                    case,
+                    case_stats["threshold"],
+                )
         else:
             result.failed[case] = info
             log.error("%s failed: %s", case, info)

@@ -153,11 +153,17 @@ def test_train_segment_evaluate_info(phantom_files, tmp_path):
     stats = json.loads((out / "statistics.json").read_text())
     assert set(stats) == {"case3", "case4"} and stats["case4"]["volume_ml"] >= 0
 
-    # rerun: the done cases are skipped, the broken one still fails
+    # rerun without the broken file and with an all-air scan: the done cases
+    # are skipped, the air case gives an empty mask, reported but not failed
     (inputs / "broken.nii.gz").unlink()
+    src = nib.load(inputs / "case3.nii.gz")
+    air = np.full(src.shape, -1000, np.int16)
+    nib.save(nib.Nifti1Image(air, src.affine), inputs / "air.nii.gz")
     rerun = run("--quiet", "segment", model, inputs, "-o", out, "--proba", "--stats")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "0 of 2 case(s) segmented, 2 already done" in rerun.stdout
+    assert "1 of 3 case(s) segmented, 2 already done" in rerun.stdout
+    assert "air: empty segmentation" in rerun.stderr
+    assert "1 case(s) with an empty mask: air" in rerun.stderr
 
     report = tmp_path / "report"
     ev = run(

@@ -166,6 +166,25 @@ def test_segment_cohort_resumes_and_reports_failures(
 
 
 @pytest.mark.slow
+def test_segment_cohort_reports_empty_masks(tiny_fitted, tiny_cohort, tmp_path, caplog):
+    pytest.importorskip("keras")
+    images, _ = tiny_cohort
+    folder = tmp_path / "in"
+    _write_cases(folder, images, [4])
+    air = Volume(np.full(images[4].shape, -1000, np.int16), images[4].affine, "air")
+    save_volume(air, folder / "air.nii.gz")
+    with caplog.at_level("WARNING", logger="pancreas"):
+        result = segment_cohort(tiny_fitted, [folder], tmp_path / "out")
+    assert result.ok and sorted(result.done) == ["air", "case4"]
+    assert result.empty == ["air"]  # a result, not a failure
+    assert not np.asarray(nib.load(tmp_path / "out" / "air.nii.gz").dataobj).any()
+    assert np.asarray(nib.load(tmp_path / "out" / "case4.nii.gz").dataobj).any()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(m.startswith("air: empty segmentation") for m in warnings), warnings
+    assert not any("case4" in m for m in warnings)
+
+
+@pytest.mark.slow
 def test_segment_real_dicom_series_keeps_its_affine(tiny_fitted, shared_data, tmp_path):
     pytest.importorskip("keras")
     series = shared_data / "totalseg_case2_dicom"
