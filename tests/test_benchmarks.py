@@ -197,7 +197,9 @@ def test_bench_cluster_small(tmp_path):
 
 def test_precision_check_script_small(tmp_path: Path) -> None:
     out = tmp_path / "precision.json"
-    stdout = run_script("precision_check.py", "--small", "--json", str(out))
+    stdout = run_script(
+        "precision_check.py", "--small", "--seeds", "1", "--json", str(out)
+    )
     doc = json.loads(out.read_text())
     assert doc["benchmark"] == "precision_check"
     assert doc["path_check_max_abs_diff"] < 1e-6
@@ -208,3 +210,8 @@ def test_precision_check_script_small(tmp_path: Path) -> None:
         assert 0 <= case["dice_f32_vs_tf32"] <= 1
         assert 0 <= case["mask_voxels_differing"] <= case["mask_voxels"] * 2 + 1
     assert "TF32 vs float32" in stdout
+    (spread,) = doc["seed_spread"]
+    assert spread["convnet_random_state"] == 1
+    assert len(spread["dice_truth"]) == len(spread["dice_vs_first"]) == 2
+    assert all(0 <= d <= 1 for d in spread["dice_truth"] + spread["dice_vs_first"])
+    assert "ConvNet random_state 1" in stdout
