@@ -91,7 +91,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-cases", type=int, default=8)
     p.add_argument("--shape", type=int, nargs=3, default=[256, 256, 64])
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--model", help="model directory or .joblib (default: train one)")
+    p.add_argument("--model", help="model directory (default: train one)")
     p.add_argument("--preset", default="cpu", help="preset of the quick model")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--small", action="store_true", help="tiny sizes, for the tests")

@@ -16,8 +16,8 @@ Usage::
 
     python benchmarks/bench_segment.py --slices 100 200 400 --json seg.json
     python benchmarks/bench_segment.py --model models/cpu --n-jobs 2
-    python benchmarks/bench_segment.py --slices 200 --save-model model.joblib
-    python benchmarks/bench_segment.py --model model.joblib --slices 50 100
+    python benchmarks/bench_segment.py --slices 200 --save-model models/bench
+    python benchmarks/bench_segment.py --model models/bench --slices 50 100
     python benchmarks/bench_segment.py --small          # seconds, for the tests
 """
 
@@ -97,30 +97,19 @@ def train_quick_pipeline(
 
 
 def load_model(path: str | os.PathLike[str]) -> Any:
-    """A fitted pipeline: a model directory (``save_pipeline``) or a joblib file."""
-    path = Path(path)
-    if path.is_dir():
-        from pancreas.persistence import load_pipeline
+    """A fitted pipeline from a model directory written by ``save_pipeline``.
 
-        return load_pipeline(path)
-    import joblib
+    Pickles (``.joblib``, ``.pkl``) are not loaded: unpickling can run code.
+    """
+    from pancreas.persistence import load_pipeline
 
-    return joblib.load(path)
+    return load_pipeline(path)
 
 
 def save_model(pipeline: Any, path: str | os.PathLike[str]) -> Path:
-    """Save as ``*.joblib`` (joblib) or else as a ``save_pipeline`` directory."""
-    path = Path(path)
-    if path.suffix in (".joblib", ".pkl"):
-        import joblib
+    """Save as a ``save_pipeline`` model directory (replacing one there)."""
+    from pancreas.persistence import save_pipeline
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump(pipeline, path)
-        return path
-    try:
-        from pancreas.persistence import save_pipeline
-    except ImportError:  # persistence not there yet: fall back to joblib
-        return save_model(pipeline, path.with_suffix(".joblib"))
     return save_pipeline(pipeline, path, overwrite=True)
 
 
@@ -418,10 +407,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("paper", "cpu", "tiny"),
         help="preset to train (default cpu)",
     )
+    p.add_argument("--model", type=Path, help="fitted pipeline: a model directory")
     p.add_argument(
-        "--model", type=Path, help="fitted pipeline: model directory or .joblib"
+        "--save-model",
+        type=Path,
+        help="save the trained pipeline here (a model directory)",
     )
-    p.add_argument("--save-model", type=Path, help="save the trained pipeline here")
     p.add_argument("--train-shape", type=int, nargs=3, help="phantom grid to train on")
     p.add_argument("--n-train", type=int, help="phantoms to train on")
     p.add_argument("--train-epochs", type=int, default=1)

@@ -1,15 +1,15 @@
 """Where a phantom-trained pipeline loses the real pancreas, stage by stage.
 
 Loads a fitted pipeline (a model directory, e.g. ``demo_output/model`` from
-``make demo``, or the .joblib saved by ``benchmarks/reproduce_table.py``) and
-runs it on
-the real CT in ../shared/data/totalseg_case1, printing the candidate set's
-size and recall against TotalSegmentator's pancreas (label 7) and the
-ConvNet's probabilities on the candidates that cover it.
+``make demo``, or ``results/model_cpu`` saved by
+``benchmarks/reproduce_table.py``) and runs it on the real CT in
+../shared/data/totalseg_case1, printing the candidate set's size and recall
+against TotalSegmentator's pancreas (label 7) and the ConvNet's probabilities
+on the candidates that cover it.
 
 Usage::
 
-    python benchmarks/reproduce_table.py      # writes results/pipeline_cpu.joblib
+    python benchmarks/reproduce_table.py      # writes results/model_cpu
     python benchmarks/diagnose_real_ct.py
     python benchmarks/diagnose_real_ct.py --model demo_output/model
 """
@@ -22,12 +22,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import joblib
 import numpy as np
 
 from pancreas.cascade import candidate_mask, candidate_recall
 from pancreas.io import load_volume
 from pancreas.metrics import dice_score
+from pancreas.persistence import load_pipeline
 
 HERE = Path(__file__).resolve().parent
 REAL_CT = HERE.parent.parent / "shared" / "data" / "totalseg_case1"
@@ -35,18 +35,11 @@ REAL_CT = HERE.parent.parent / "shared" / "data" / "totalseg_case1"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--model", type=Path, default=HERE / "results" / "pipeline_cpu.joblib"
-    )
+    parser.add_argument("--model", type=Path, default=HERE / "results" / "model_cpu")
     parser.add_argument("--data", type=Path, default=REAL_CT)
     args = parser.parse_args()
 
-    if args.model.is_dir():
-        from pancreas.persistence import load_pipeline
-
-        pipe = load_pipeline(args.model)
-    else:
-        pipe = joblib.load(args.model)
+    pipe = load_pipeline(args.model)
     ct = load_volume(args.data / "example_ct.nii.gz")
     seg = load_volume(args.data / "example_seg_fast_force_split.nii.gz")
     truth = np.asarray(seg.array) == 7

@@ -222,9 +222,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("paper", "cpu", "tiny"),
         help="net and model preset (default paper)",
     )
-    p.add_argument(
-        "--model", type=Path, help="fitted pipeline (model directory or .joblib)"
-    )
+    p.add_argument("--model", type=Path, help="fitted pipeline (a model directory)")
     p.add_argument(
         "--seconds", type=float, help="budget per throughput measurement (default 10)"
     )

@@ -27,11 +27,11 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import joblib
 import numpy as np
 
 from pancreas.io import load_volume
 from pancreas.metrics import dice_score
+from pancreas.persistence import cohort_summary, save_pipeline
 from pancreas.phantom import make_phantom_cohort
 from pancreas.pipeline import make_roth2015_pipeline
 
@@ -71,7 +71,16 @@ def main() -> None:
     pipe.fit(images[tr], labels[tr], X_val=images[va], y_val=labels[va])
     t2 = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
-    joblib.dump(pipe, args.out / f"pipeline_{args.preset}.joblib")
+    save_pipeline(
+        pipe,
+        args.out / f"model_{args.preset}",
+        training={
+            "dataset": f"phantoms (seed {args.seed})",
+            **cohort_summary(images[tr]),
+            "preset": args.preset,
+        },
+        overwrite=True,
+    )
     report = pipe.stage_report(images[te], labels[te], n_jobs=args.n_jobs)
     t3 = time.perf_counter()
 

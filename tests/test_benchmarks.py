@@ -86,7 +86,7 @@ def check_convnet_result(r: dict[str, Any]) -> None:
 def segment_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """``bench_segment.py --small``, training its model and saving it for reuse."""
     tmp = tmp_path_factory.mktemp("bench_segment")
-    out, model = tmp / "segment.json", tmp / "tiny.joblib"
+    out, model = tmp / "segment.json", tmp / "tiny_model"
     stdout = run_script(
         "bench_segment.py", "--small", "--json", str(out), "--save-model", str(model)
     )
@@ -104,7 +104,7 @@ def test_bench_segment(segment_run: dict[str, Any]) -> None:
     assert positive(doc["peak_rss_mb"])
     assert positive(doc["ru_maxrss_mb"])
     assert doc["model"]["convnet"]["patch_size"] == 16  # the tiny preset
-    assert segment_run["model"].is_file()
+    assert (segment_run["model"] / "manifest.json").is_file()
     assert "segment_cohort (end to end)" in segment_run["stdout"]
 
 
