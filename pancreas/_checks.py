@@ -32,6 +32,10 @@ The rules, and the constants they use:
 * **Spacing** (a :class:`~pancreas.exceptions.SpacingWarning`, not an
   error): pixels larger than :data:`MAX_PIXEL_MM` (3 mm) or slices further
   apart than :data:`MAX_SLICE_MM` (10 mm) centre to centre.
+* **Like the training data** (:func:`outside_training_range`, a note for
+  ``pancreas segment``, not an error): a voxel spacing more than
+  :data:`TRAINING_RANGE_TOLERANCE` (25 %) outside the range of the model's
+  training cohort, as its model files record it.
 * **Labels.** Same shape and affine as the image; values 0 (background), 1
   (pancreas) or 2 (tumour in the Medical Segmentation Decathlon, counted as
   pancreas), as integers, floats or bools; training needs at least one label
@@ -59,6 +63,7 @@ __all__ = [
     "MIN_INPLANE_VOXELS",
     "MIN_VOXEL_MM",
     "PADDING_BELOW",
+    "TRAINING_RANGE_TOLERANCE",
     "check_affine",
     "check_any_pancreas",
     "check_ct_dtype",
@@ -68,6 +73,7 @@ __all__ = [
     "check_min_size",
     "check_not_constant",
     "check_shape_3d",
+    "outside_training_range",
     "warn_spacing",
 ]
 
@@ -84,6 +90,8 @@ PADDING_BELOW = -1024.0
 #: Smallest and largest plausible voxel size in mm.
 MIN_VOXEL_MM = 1e-3
 MAX_VOXEL_MM = 1e3
+#: How far (relative) a case's spacing may lie outside the training range.
+TRAINING_RANGE_TOLERANCE = 0.25
 #: Values a pancreas label may hold (2 = MSD tumour, counted as pancreas).
 LABEL_VALUES = (0, 1, 2)
 #: How to switch the Hounsfield check off, quoted in its message.
@@ -454,6 +462,63 @@ def warn_spacing(spacing: Sequence[float], name: str) -> None:
         "False on a pipeline) to silence this warning",
         SpacingWarning,
         stacklevel=3,
+    )
+
+
+def outside_training_range(
+    spacing: Sequence[float],
+    training: dict[str, Any] | None,
+    name: str,
+    tolerance: float = TRAINING_RANGE_TOLERANCE,
+) -> str | None:
+    """Say so when a case's voxel spacing is unlike the training cohort's.
+
+    Parameters
+    ----------
+    spacing : sequence of 3 float
+        The case's canonical voxel spacing in mm (axis 2 axial).
+    training : dict or None
+        The training-cohort summary of the model files (``"training"`` in
+        ``manifest.json``, see :func:`pancreas.persistence.cohort_summary`),
+        with ``spacing_min`` and ``spacing_max``; None or a summary without
+        them checks nothing.
+    name : str
+        The case, for the message.
+    tolerance : float, default=TRAINING_RANGE_TOLERANCE
+        Relative margin around the range: an axis is outside when its
+        spacing is below ``min / (1 + tolerance)`` or above
+        ``max * (1 + tolerance)``.
+
+    Returns
+    -------
+    str or None
+        ``"<case>: ..."`` naming the spacing and the training range, or None
+        when the case is within it.
+
+    Examples
+    --------
+    >>> training = {"spacing_min": [0.6, 0.6, 1.0], "spacing_max": [0.9, 0.9, 2.5]}
+    >>> outside_training_range((0.7, 0.7, 2.0), training, "a") is None
+    True
+    >>> print(outside_training_range((0.7, 0.7, 5.0), training, "b"))
+    b: voxel spacing 0.7 x 0.7 x 5 mm is outside the model's training range \
+(0.6-0.9 x 0.6-0.9 x 1-2.5 mm); the segmentation may be unreliable: check it, \
+or train on scans like this one
+    """
+    if not training or "spacing_min" not in training or "spacing_max" not in training:
+        return None
+    lo = [float(v) for v in training["spacing_min"]]
+    hi = [float(v) for v in training["spacing_max"]]
+    case = [float(v) for v in spacing[:3]]
+    factor = 1.0 + float(tolerance)
+    if all(lo[i] / factor <= case[i] <= hi[i] * factor for i in range(3)):
+        return None
+    here = " x ".join(f"{v:.3g}" for v in case)
+    span = " x ".join(f"{a:.3g}-{b:.3g}" for a, b in zip(lo, hi, strict=True))
+    return (
+        f"{name}: voxel spacing {here} mm is outside the model's training range "
+        f"({span} mm); the segmentation may be unreliable: check it, or train "
+        "on scans like this one"
     )
 
 

@@ -171,9 +171,10 @@ def _train(args: argparse.Namespace) -> int:
 def _segment(args: argparse.Namespace) -> int:
     from pancreas._atomic import atomic_write_text
     from pancreas.cohort import segment_cohort
-    from pancreas.persistence import load_pipeline
+    from pancreas.persistence import load_pipeline, read_manifest
 
     pipe = _configure_pipeline(load_pipeline(args.model), args)
+    training = read_manifest(args.model).get("training")
     out = Path(args.output)
     result = _run_maybe_on_cluster(
         args,
@@ -185,6 +186,7 @@ def _segment(args: argparse.Namespace) -> int:
         proba=args.proba,
         stats=args.stats,
         overwrite=args.overwrite,
+        training=training,
         n_jobs=args.cases_in_parallel,
         verbose=0 if args.quiet else 1,
     )
@@ -198,6 +200,12 @@ def _segment(args: argparse.Namespace) -> int:
         f"{len(result.skipped)} already done, {len(result.failed)} failed; "
         f"outputs in {out}/"
     )
+    if result.outside_training:
+        print(
+            f"{len(result.outside_training)} case(s) with a voxel spacing outside "
+            "the model's training range: " + ", ".join(result.outside_training),
+            file=sys.stderr,
+        )
     if result.empty:
         print(
             f"{len(result.empty)} case(s) with an empty mask: "

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from pancreas._atomic import atomic_write_text, remove_stale_temporaries
+from pancreas._checks import outside_training_range
 from pancreas._memory import check_memory
 from pancreas._parallel import local_threads, parallel_map
 from pancreas.datasets import IMAGE_SUFFIXES, _is_hidden, _nifti_stem, _strip_suffix
@@ -249,6 +250,9 @@ class CohortResult:
     empty : list of str
         Cases segmented in this run whose mask is empty (no voxel above the
         threshold): a result, not a failure, but worth a look.
+    outside_training : dict of str to str
+        Cases segmented in this run whose voxel spacing is well outside the
+        model's training range (when ``training`` was given), with the note.
 
     Examples
     --------
@@ -261,6 +265,7 @@ class CohortResult:
     failed: dict[str, str] = field(default_factory=dict)
     stats: dict[str, dict[str, Any]] = field(default_factory=dict)
     empty: list[str] = field(default_factory=list)
+    outside_training: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -321,7 +326,7 @@ def _nifti_shape(path: Path) -> tuple[int, ...] | None:
 
 
 def _segment_case(
-    job: tuple[str, Path, CaseOutputs], pipeline: Any
+    job: tuple[str, Path, CaseOutputs], pipeline: Any, training: dict[str, Any] | None
 ) -> tuple[str, str, Any]:
     """Segment one case; returns (case, "done" | "failed", stats or message)."""
     from pancreas.io import Volume, load_volume, save_volume
@@ -344,6 +349,9 @@ def _segment_case(
             spacing=[round(float(s), 4) for s in volume.spacing],
             threshold=float(pipeline.steps[-1][1].threshold_),
         )
+        note = outside_training_range(records[0].spacing, training, case)
+        if note is not None:
+            stats["outside_training_range"] = note
         del records
         # the mask last: its presence with the others marks a finished case
         if outputs.proba is not None:
@@ -365,6 +373,7 @@ def segment_cohort(
     proba: bool = False,
     stats: bool = False,
     overwrite: bool = False,
+    training: dict[str, Any] | None = None,
     n_jobs: int | None = None,
     verbose: int = 0,
 ) -> CohortResult:
@@ -388,6 +397,12 @@ def segment_cohort(
     overwrite : bool, default=False
         Redo cases whose outputs exist (default: skip them, so that an
         interrupted run resumes where it stopped).
+    training : dict or None, default=None
+        The model's training-cohort summary (``read_manifest(model)
+        ["training"]``, see :func:`pancreas.persistence.cohort_summary`): a
+        case whose voxel spacing lies well outside its range gets a warning,
+        is listed in :attr:`CohortResult.outside_training` and, with
+        ``stats``, has the note in its JSON. None checks nothing.
     n_jobs : int or None, default=None
         Cases segmented in parallel (joblib processes; inside a
         ``joblib.parallel_config`` context, its backend, e.g. Dask).
@@ -440,7 +455,7 @@ def segment_cohort(
         prefer="processes",
         verbose=verbose,
         desc="segment",
-        args=(pipeline,),
+        args=(pipeline, training),
     )
     # a worker killed mid-write (its task retried elsewhere) leaves a temporary
     for _, _, paths in jobs:
@@ -452,6 +467,9 @@ def segment_cohort(
             if stats:
                 result.stats[case] = case_stats
             log.info("%s: %.1f mL in %.1f s", case, case_stats["volume_ml"], seconds)
+            if "outside_training_range" in case_stats:
+                result.outside_training[case] = case_stats["outside_training_range"]
+                log.warning("%s", case_stats["outside_training_range"])
             if case_stats["n_voxels"] == 0:
                 result.empty.append(case)
                 log.warning(

@@ -159,11 +159,19 @@ def test_train_segment_evaluate_info(phantom_files, tmp_path):
     src = nib.load(inputs / "case3.nii.gz")
     air = np.full(src.shape, -1000, np.int16)
     nib.save(nib.Nifti1Image(air, src.affine), inputs / "air.nii.gz")
+    # and a scan with pixels three times the training cohort's: noted
+    coarse = src.affine @ np.diag([3.0, 3.0, 1.0, 1.0])
+    nib.save(nib.Nifti1Image(np.asarray(src.dataobj), coarse), inputs / "big.nii.gz")
     rerun = run("--quiet", "segment", model, inputs, "-o", out, "--proba", "--stats")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "1 of 3 case(s) segmented, 2 already done" in rerun.stdout
+    assert "2 of 4 case(s) segmented, 2 already done" in rerun.stdout
     assert "air: empty segmentation" in rerun.stderr
     assert "1 case(s) with an empty mask: air" in rerun.stderr
+    assert "big: voxel spacing" in rerun.stderr
+    assert "1 case(s) with a voxel spacing outside the model's training range: big" in (
+        rerun.stderr
+    )
+    assert "outside_training_range" in json.loads((out / "big.json").read_text())
 
     report = tmp_path / "report"
     ev = run(

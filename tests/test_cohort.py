@@ -8,6 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from pancreas._checks import outside_training_range
 from pancreas.cohort import (
     CohortResult,
     find_cases,
@@ -182,6 +183,53 @@ def test_segment_cohort_reports_empty_masks(tiny_fitted, tiny_cohort, tmp_path, 
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any(m.startswith("air: empty segmentation") for m in warnings), warnings
     assert not any("case4" in m for m in warnings)
+
+
+def test_outside_training_range_tolerance_and_missing_summaries():
+    training = {"spacing_min": [0.6, 0.6, 1.0], "spacing_max": [0.8, 0.8, 2.0]}
+    assert outside_training_range((0.6, 0.8, 1.5), training, "c") is None
+    # 25 % margin on either side of the range, per axis
+    assert outside_training_range((0.48, 1.0, 0.8), training, "c") is None
+    note = outside_training_range((0.7, 0.7, 2.6), training, "c")
+    assert note.startswith("c: voxel spacing 0.7 x 0.7 x 2.6 mm is outside")
+    assert "0.6-0.8 x 0.6-0.8 x 1-2 mm" in note
+    assert outside_training_range((0.47, 0.7, 1.5), training, "c") is not None
+    assert outside_training_range((0.7, 0.7, 2.6), training, "c", tolerance=0.5) is None
+    assert outside_training_range((9, 9, 9), None, "c") is None
+    assert outside_training_range((9, 9, 9), {"n_cases": 3}, "c") is None
+
+
+@pytest.mark.slow
+def test_segment_cohort_notes_cases_unlike_the_training_data(
+    tiny_fitted, tiny_cohort, tmp_path, caplog
+):
+    pytest.importorskip("keras")
+    from pancreas.persistence import cohort_summary
+
+    images, _ = tiny_cohort
+    training = cohort_summary(images[:3])  # what tiny_fitted was trained on
+    folder = tmp_path / "in"
+    _write_cases(folder, images, [4])
+    vol = images[4]
+    coarse = Volume(vol.array, vol.affine @ np.diag([3.0, 3.0, 1.0, 1.0]), "coarse")
+    save_volume(coarse, folder / "coarse.nii.gz")
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING", logger="pancreas"):
+        result = segment_cohort(
+            tiny_fitted, [folder], out, stats=True, training=training
+        )
+    assert result.ok and sorted(result.done) == ["case4", "coarse"]
+    assert list(result.outside_training) == ["coarse"]
+    note = result.outside_training["coarse"]
+    assert note.startswith("coarse: voxel spacing") and "training range" in note
+    assert (
+        json.loads((out / "coarse.json").read_text())["outside_training_range"] == note
+    )
+    assert "outside_training_range" not in json.loads((out / "case4.json").read_text())
+    assert note in [r.getMessage() for r in caplog.records]
+    # without a training summary nothing is checked
+    again = segment_cohort(tiny_fitted, [folder], out, overwrite=True)
+    assert not again.outside_training
 
 
 @pytest.mark.slow
