@@ -7,6 +7,7 @@ can move the work to a Dask cluster with
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -41,7 +42,8 @@ def parallel_map(
     prefer : {"threads", "processes"}, default="threads"
         joblib's soft hint; numpy, scipy and skimage release the GIL.
     verbose : int, default=0
-        Show a tqdm progress bar when > 0.
+        Show a tqdm progress bar when > 0 (updated every
+        :data:`LOG_BAR_INTERVAL` seconds when stderr is not a terminal).
     desc : str, optional
         Label of the progress bar.
     args : tuple, default=()
@@ -60,7 +62,7 @@ def parallel_map(
     if verbose and len(items) > 1:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(items, desc=desc, leave=False)
+        iterator = tqdm(items, desc=desc, leave=False, mininterval=_bar_interval(tqdm))
     if n_jobs in (None, 1) and not _in_parallel_config():
         return [func(item, *args) for item in iterator]
     return list(
@@ -68,6 +70,26 @@ def parallel_map(
             delayed(func)(item, *args) for item in iterator
         )
     )
+
+
+#: Seconds between progress-bar updates written to a log file (not a terminal).
+LOG_BAR_INTERVAL = 30.0
+
+
+def _bar_interval(bar_class: type) -> float:
+    """Seconds between a progress bar's updates.
+
+    tqdm's default (0.1 s) on a terminal or in a notebook;
+    :data:`LOG_BAR_INTERVAL` when stderr goes to a file, which would
+    otherwise get ten updates a second over a long cohort run.
+    """
+    if bar_class.__module__.endswith("notebook"):
+        return 0.1
+    try:
+        interactive = sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stream
+        interactive = False
+    return 0.1 if interactive else LOG_BAR_INTERVAL
 
 
 def _in_parallel_config() -> bool:
