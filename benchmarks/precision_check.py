@@ -145,18 +145,15 @@ def tf32_convnet(pipe: Any, *, emulate: bool = True) -> Iterator[Any]:
         convnet.model_ = original
 
 
-def _dice(a: NDArray[np.bool_], b: NDArray[np.bool_]) -> float:
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
-
-
 def compare_case(pipe: Any, image: Any, label: Any) -> dict[str, Any]:
     """One case through the float32 and the TF32 network: how far apart.
 
-    Superpixels and cascade run once; the ConvNet runs twice; the refiner
-    maps and masks are compared voxel by voxel.
+    Superpixels and cascade run once; the ConvNet runs twice; P(x) (at the
+    refiner's scales), G(P(x)) and the masks are compared voxel by voxel.
     """
     from pancreas.io import as_volume
+    from pancreas.metrics import dice_score
+    from pancreas.refine import paint_probability
 
     superpixels_and_cascade = pipe[:-2]
     convnet, refiner = pipe[-2], pipe[-1]
@@ -176,29 +173,38 @@ def compare_case(pipe: Any, image: Any, label: Any) -> dict[str, Any]:
         ((f32.convnet_proba > 0.5) != (tf32.convnet_proba > 0.5)).sum()
     )
     out["convnet_probabilities"] = int(dp.size)
-    maps32, maps_tf = refiner.stage_maps(f32), refiner.stage_maps(tf32)
-    for name in ("P(x) Ns=all", "G(P(x)) Ns=all"):
-        key = name.split()[0]
-        out[f"{key}_max_abs_diff"] = float(np.abs(maps32[name] - maps_tf[name]).max())
-    ((mask32, _),) = refiner.predict_with_proba([f32])
-    ((mask_tf, _),) = refiner.predict_with_proba([tf32])
+    painted = [paint_probability(r, refiner.n_scales) for r in (f32, tf32)]
+    out["P(x)_max_abs_diff"] = float(np.abs(painted[0] - painted[1]).max())
+    (mask32, g32), (mask_tf, g_tf) = refiner.predict_with_proba([f32, tf32])
+    out["G(P(x))_max_abs_diff"] = float(np.abs(g32 - g_tf).max())
     m32, mtf = mask32 > 0, mask_tf > 0
     out["mask_voxels"] = int(m32.sum())
     out["mask_voxels_differing"] = int((m32 != mtf).sum())
-    out["dice_f32_vs_tf32"] = _dice(m32, mtf)
-    out["dice_truth_f32"] = _dice(m32, truth)
-    out["dice_truth_tf32"] = _dice(mtf, truth)
+    out["dice_f32_vs_tf32"] = dice_score(m32, mtf)
+    out["dice_truth_f32"] = dice_score(truth, m32)
+    out["dice_truth_tf32"] = dice_score(truth, mtf)
     return out
 
 
-def demo_cohort(seed: int, small: bool) -> dict[str, Any]:
+def demo_args(seed: int, small: bool) -> argparse.Namespace:
+    """``pancreas demo``'s own settings (tiny cohort and preset if ``small``)."""
+    from pancreas.cli import build_parser
+
+    argv = ["demo", "--quiet", "--seed", str(seed)]
+    if small:
+        argv += ["--n-train", "3", "--n-val", "1", "--n-test", "2"]
+        argv += ["--shape", "64", "64", "16", "--preset", "tiny", "--epochs", "0"]
+    return build_parser().parse_args(argv)
+
+
+def demo_cohort(demo: argparse.Namespace) -> dict[str, Any]:
     """The ``pancreas demo`` phantom cohort split into train/val/test."""
     from pancreas.phantom import make_phantom_cohort
 
-    n_train, n_val, n_test = (3, 1, 2) if small else (8, 2, 4)
-    shape = (64, 64, 16) if small else (160, 160, 40)
+    n_train, n_val, n_test = demo.n_train, demo.n_val, demo.n_test
+    shape = tuple(demo.shape)
     images, labels = make_phantom_cohort(
-        n_train + n_val + n_test, shape=shape, random_state=seed
+        n_train + n_val + n_test, shape=shape, random_state=demo.seed
     )
     return {
         "train": (images[:n_train], labels[:n_train]),
@@ -210,26 +216,20 @@ def demo_cohort(seed: int, small: bool) -> dict[str, Any]:
 
 def fit_demo_recipe(
     cohort: dict[str, Any],
-    random_state: int,
-    small: bool,
+    demo: argparse.Namespace,
     convnet_random_state: int | None = None,
 ) -> Any:
-    """Fit the ``pancreas demo`` recipe (cpu preset, 4 epochs; tiny if small).
+    """Fit the pipeline ``pancreas demo`` fits, with the same settings.
 
     ``convnet_random_state`` reseeds the ConvNet alone (initial weights,
-    deformations, dropout, batch order); the other steps keep
-    ``random_state``.
+    deformations, dropout, batch order); the other steps keep the demo's
+    seed.
     """
-    from pancreas.pipeline import make_roth2015_pipeline
+    from pancreas.cli import _new_pipeline
 
-    pipe = make_roth2015_pipeline(
-        preset="tiny" if small else "cpu", random_state=random_state
-    )
-    if not small:
-        pipe.set_params(convnet__epochs=4)
+    pipe = _new_pipeline(demo)
     if convnet_random_state is not None:
         pipe.set_params(convnet__random_state=convnet_random_state)
-    pipe.set_params(**{k: 0 for k in pipe.get_params() if k.endswith("__verbose")})
     (xt, yt), (xv, yv) = cohort["train"], cohort["val"]
     return pipe.fit(xt, yt, X_val=xv, y_val=yv)
 
@@ -238,32 +238,32 @@ def seed_spread(
     cohort: dict[str, Any],
     masks0: Sequence[NDArray[np.bool_]],
     seeds: Sequence[int],
-    small: bool,
-    random_state: int,
+    demo: argparse.Namespace,
 ) -> list[dict[str, Any]]:
     """Refit with each other ConvNet seed: held-out Dice, agreement with the first.
 
-    Superpixels and forests keep ``random_state`` (on a GPU they run on the
+    Superpixels and forests keep the demo's seed (on a GPU they run on the
     CPU and do not change); only the ConvNet's training is reseeded.
     """
     from pancreas.io import as_volume
+    from pancreas.metrics import dice_score
 
     images, labels = cohort["test"]
     rows = []
     for seed in seeds:
         t0 = time.perf_counter()
-        pipe = fit_demo_recipe(cohort, random_state, small, convnet_random_state=seed)
+        pipe = fit_demo_recipe(cohort, demo, convnet_random_state=seed)
         masks = [m > 0 for m in pipe.predict(images)]
         rows.append(
             {
                 "convnet_random_state": int(seed),
                 "fit_s": round(time.perf_counter() - t0, 1),
                 "dice_truth": [
-                    _dice(m, np.asarray(as_volume(y).array) > 0)
+                    dice_score(np.asarray(as_volume(y).array) > 0, m)
                     for m, y in zip(masks, labels, strict=True)
                 ],
                 "dice_vs_first": [
-                    _dice(m, m0) for m, m0 in zip(masks, masks0, strict=True)
+                    dice_score(m0, m) for m, m0 in zip(masks, masks0, strict=True)
                 ],
             }
         )
@@ -311,7 +311,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import keras
 
     quiet_warnings()
-    cohort = demo_cohort(args.cohort_seed, args.small)
+    demo = demo_args(args.cohort_seed, args.small)
+    cohort = demo_cohort(demo)
     if args.model is not None:
         from pancreas.persistence import load_pipeline
 
@@ -319,7 +320,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         source = str(args.model)
     else:
         t0 = time.perf_counter()
-        pipe = fit_demo_recipe(cohort, args.cohort_seed, args.small)
+        pipe = fit_demo_recipe(cohort, demo)
         source = f"fitted here in {time.perf_counter() - t0:.0f} s"
     print(f"model: {source}; Keras {keras.__version__} on {keras.backend.backend()}")
     chain = path_check(pipe)
@@ -379,9 +380,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     if args.seeds:
         masks0 = [m > 0 for m in pipe.predict(images)]
-        doc["seed_spread"] = seed_spread(
-            cohort, masks0, args.seeds, args.small, args.cohort_seed
-        )
+        doc["seed_spread"] = seed_spread(cohort, masks0, args.seeds, demo)
         doc["dice_truth_first"] = [c["dice_truth_f32"] for c in cases]
     return doc
 
