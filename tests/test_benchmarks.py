@@ -136,20 +136,21 @@ def check_gpu_check(doc: dict[str, Any], backend: str) -> None:
         assert isinstance(t["met"], bool)
 
 
-def test_gpu_check_jax(tmp_path: Path, segment_run: dict[str, Any]) -> None:
-    pytest.importorskip("jax")
+def run_gpu_check(tmp_path: Path, model: Path, backend: str) -> dict[str, Any]:
+    """``gpu_check.py --small`` on ``backend`` with ``model``; checked JSON."""
     out = tmp_path / "gpu.json"
     run_script(
-        "gpu_check.py",
-        "--small",
-        "--model",
-        str(segment_run["model"]),
-        "--json",
-        str(out),
-        backend="jax",
-    )
+        "gpu_check.py", "--small", "--model", str(model), "--json", str(out),
+        backend=backend,
+    )  # fmt: skip
     doc = json.loads(out.read_text())
-    check_gpu_check(doc, "jax")
+    check_gpu_check(doc, backend)
+    return doc
+
+
+def test_gpu_check_jax(tmp_path: Path, segment_run: dict[str, Any]) -> None:
+    pytest.importorskip("jax")
+    doc = run_gpu_check(tmp_path, segment_run["model"], "jax")
     tf = doc["tensorflow"]
     assert tf["blocked"] is True
     assert tf["imported"] is False
@@ -164,18 +165,7 @@ def test_gpu_check_tensorflow_fallback(
     tmp_path: Path, segment_run: dict[str, Any]
 ) -> None:
     # no JAX here: the script must at least complete on the TensorFlow backend
-    out = tmp_path / "gpu.json"
-    run_script(
-        "gpu_check.py",
-        "--small",
-        "--model",
-        str(segment_run["model"]),
-        "--json",
-        str(out),
-        backend="tensorflow",
-    )
-    doc = json.loads(out.read_text())
-    check_gpu_check(doc, "tensorflow")
+    doc = run_gpu_check(tmp_path, segment_run["model"], "tensorflow")
     assert doc["tensorflow"]["blocked"] is False
 
 
