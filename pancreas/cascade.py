@@ -755,13 +755,26 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         _check_superpixels(records)
         labels = check_labels(records, y)
         check_any_pancreas(labels, [rec.case_id for rec in records])
+        return self._fit_cases(_RecordCases(self, records, labels))
+
+    def _fit_cases(self, cases: Any) -> RFCascade:
+        """Fit both forests on cases given one at a time by ``cases``.
+
+        ``cases`` has ``len()``, ``features(i)`` (a :class:`_CaseFeatures`
+        with the level-2 image features), ``superpixels(i)`` and ``label(i)``
+        (canonical arrays). In memory they are computed from records; a
+        streamed fit reads them from its work folder. Only one case's arrays
+        and the subsampled training tables (at most ``max_patches_per_case``
+        rows per case and level) are held at a time.
+        """
+        _check_window(self.hu_window)
+        n_cases = len(cases)
         rng = check_random_state(self.random_state)
         cap = int(self.max_patches_per_case)
 
         # Pass 1: subsampled level-1 training patches of every case.
         def level1_rows(i: int) -> tuple[NDArray[Any], NDArray[Any]]:
-            rec, lab = records[i], labels[i]
-            cf = self._case_features(rec, level2=False)
+            cf, lab = cases.features(i, level2=False), cases.label(i)
             rows = cf.a * cf.geom.steps[0] + cf.geom.box[0].start
             cols = cf.b * cf.geom.steps[1] + cf.geom.box[1].start
             target = lab[rows, cols, cf.k]
@@ -775,9 +788,9 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
             np.iinfo(np.int32).max, size=2 + n_folds
         )
 
-        def stack(cases: Any) -> tuple[NDArray[Any], NDArray[Any]]:
-            feats = np.concatenate([rows1[i][0] for i in cases])
-            return feats, np.concatenate([rows1[i][1] for i in cases])
+        def stack(which: Any) -> tuple[NDArray[Any], NDArray[Any]]:
+            feats = np.concatenate([rows1[i][0] for i in which])
+            return feats, np.concatenate([rows1[i][1] for i in which])
 
         fold_models: list[RandomForestClassifier] = []
         if n_folds >= 2:
@@ -789,7 +802,7 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
                 "RFCascade was fitted on a single case: level 2 is trained on "
                 "in-sample level-1 probabilities, which are over-confident",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         X1, y1 = stack(range(n_cases))
         level1 = self._forest(seed_final).fit(X1, y1)
@@ -800,8 +813,11 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         # Pass 2: level-2 features from out-of-fold level-1 maps.
         def level2_rows(i: int) -> tuple[NDArray[Any], NDArray[Any]]:
             model = fold_models[fold[i]] if fold_models else level1
-            sp_labels, feats = self._level2_case(records[i], model)
-            frac = superpixel_label_fractions(records[i].superpixels, labels[i])
+            sp = cases.superpixels(i)
+            sp_labels, feats = self._level2_features(
+                cases.features(i), sp, model, cases.case_id(i)
+            )
+            frac = superpixel_label_fractions(sp, cases.label(i))
             target = frac[sp_labels] >= self.positive_fraction
             keep = _subsample(target, cap, rng)
             return feats[keep], target[keep]
@@ -964,11 +980,21 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         self, rec: CaseRecord, model: RandomForestClassifier
     ) -> tuple[NDArray[Any], NDArray[np.float32]]:
         """Level-2 features of every superpixel of a case (labels, features)."""
-        cf = self._case_features(rec)
+        return self._level2_features(
+            self._case_features(rec), np.asarray(rec.superpixels), model, rec.case_id
+        )
+
+    def _level2_features(
+        self,
+        cf: _CaseFeatures,
+        sp_all: NDArray[Any],
+        model: RandomForestClassifier,
+        case_id: str,
+    ) -> tuple[NDArray[Any], NDArray[np.float32]]:
+        """Level-2 features from a case's features, superpixels and a level-1 model."""
         geom = cf.geom
         coarse = np.zeros(geom.coarse_shape, dtype=np.float32)
         coarse[cf.a, cf.b, cf.k] = _positive_proba(model, cf.level1)
-        del cf.level1
         grid_mm = (
             geom.steps[0] * geom.spacing[0],
             geom.steps[1] * geom.spacing[1],
@@ -978,7 +1004,6 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
             ndimage.gaussian_filter(coarse, [s / g for g in grid_mm], mode="constant")
             for s in _CONTEXT_SIGMAS_MM
         ]
-        sp_all = np.asarray(rec.superpixels)
 
         def work(z: int) -> NDArray[np.float32]:
             index = _SuperpixelIndex.of(sp_all[geom.box[0], geom.box[1], z])
@@ -995,16 +1020,48 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
             slices,
             n_jobs=self.n_jobs,
             verbose=max(int(self.verbose) - 1, 0),
-            desc=rec.case_id,
+            desc=case_id,
         )
         return (
             np.concatenate([cf.level2_image[z][0] for z in slices]),
             np.concatenate(results),
         )
 
-    def _sp_proba(self, rec: CaseRecord) -> NDArray[np.float32]:
-        sp_labels, feats = self._level2_case(rec, self.level1_)
-        proba = np.zeros(rec.n_superpixels + 1, dtype=np.float32)
+    def _proba_from_features(
+        self, cf: _CaseFeatures, sp_all: NDArray[Any], case_id: str
+    ) -> NDArray[np.float32]:
+        """p_RF of every superpixel from a case's features (see ``_sp_proba``)."""
+        sp_labels, feats = self._level2_features(cf, sp_all, self.level1_, case_id)
+        proba = np.zeros(int(sp_all.max(initial=0)) + 1, dtype=np.float32)
         proba[sp_labels] = _positive_proba(self.level2_, feats)
         proba[0] = 0.0
         return proba
+
+    def _sp_proba(self, rec: CaseRecord) -> NDArray[np.float32]:
+        return self._proba_from_features(
+            self._case_features(rec), np.asarray(rec.superpixels), rec.case_id
+        )
+
+
+class _RecordCases:
+    """The cases of an in-memory fit: features computed from each record."""
+
+    def __init__(
+        self, cascade: RFCascade, records: list[CaseRecord], labels: list[Any]
+    ) -> None:
+        self.cascade, self.records, self.labels = cascade, records, labels
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def case_id(self, i: int) -> str:
+        return self.records[i].case_id
+
+    def features(self, i: int, level2: bool = True) -> _CaseFeatures:
+        return self.cascade._case_features(self.records[i], level2=level2)
+
+    def superpixels(self, i: int) -> NDArray[Any]:
+        return np.asarray(self.records[i].superpixels)
+
+    def label(self, i: int) -> NDArray[np.bool_]:
+        return self.labels[i]

@@ -16,8 +16,11 @@ PyTorch backends (choose with the ``KERAS_BACKEND`` environment variable).
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from functools import cache
@@ -229,6 +232,137 @@ def _patch_dataset_class() -> type:
             self.epoch += 1
 
     return PatchDataset
+
+
+@cache
+def _resumable_early_stopping_class() -> type:
+    """Keras's EarlyStopping whose state can be restored after a restart."""
+    import keras
+
+    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+        """EarlyStopping that starts from ``resume_state`` when one is set."""
+
+        resume_state: dict[str, Any] | None = None
+        resume_weights: list[NDArray[Any]] | None = None
+
+        @property
+        def resume_stopped(self) -> bool:
+            """Whether the interrupted run had already stopped early."""
+            return bool(self.resume_state and self.resume_state["stopped"])
+
+        def on_train_begin(self, logs: Any = None) -> None:
+            super().on_train_begin(logs)
+            if self.resume_state is not None:
+                self.wait = int(self.resume_state["wait"])
+                self.best = self.resume_state["best"]
+                self.best_epoch = int(self.resume_state["best_epoch"])
+                self.best_weights = self.resume_weights
+
+        def state(self) -> dict[str, Any]:
+            best = None if self.best is None else float(self.best)
+            return {
+                "wait": int(self.wait),
+                "best": best,
+                "best_epoch": int(self.best_epoch),
+                "stopped": bool(self.model.stop_training),
+            }
+
+    return ResumableEarlyStopping
+
+
+@cache
+def _checkpoint_class() -> type:
+    """The callback that saves every epoch of a training, for resuming it."""
+    import keras
+
+    class EpochCheckpoint(keras.callbacks.Callback):
+        """Save the model, optimizer, RNG and early-stopping state each epoch.
+
+        Files, all replaced atomically at the end of each epoch:
+        ``model.keras`` (weights and optimizer), ``state.npz`` (the states of
+        every random seed generator and the early-stopping best weights) and
+        ``state.json`` (the epoch, history and early-stopping counters),
+        written last so that it always names a complete set.
+        """
+
+        def __init__(self, folder: str, stopper: Any) -> None:
+            super().__init__()
+            self.folder = folder
+            self.stopper = stopper
+            self.history: dict[str, list[float]] = {}
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            from pancreas._atomic import atomic_write_text
+
+            for key, value in (logs or {}).items():
+                self.history.setdefault(key, []).append(float(value))
+            name = f"epoch-{epoch:04d}"
+            final = os.path.join(self.folder, name)
+            tmp = os.path.join(self.folder, f".{name}.{os.getpid()}.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            os.makedirs(tmp)
+            self.model.save(os.path.join(tmp, "model.keras"))
+            arrays = {
+                f"seed_{i}": keras.ops.convert_to_numpy(sg.state.value)
+                for i, sg in enumerate(_seed_generators(self.model))
+            }
+            stopper = None
+            if self.stopper is not None:
+                stopper = self.stopper.state()
+                for i, w in enumerate(self.stopper.best_weights or []):
+                    arrays[f"best_{i}"] = np.asarray(w)
+            np.savez(os.path.join(tmp, "state.npz"), **arrays)
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+            state = {
+                "epoch": int(epoch),
+                "folder": name,
+                "history": self.history,
+                "stopper": stopper,
+            }
+            # the pointer is written last: it always names a complete epoch
+            atomic_write_text(os.path.join(self.folder, "state.json"), json.dumps(state))
+            for old in os.listdir(self.folder):
+                if old.startswith("epoch-") and old != name:
+                    shutil.rmtree(os.path.join(self.folder, old), ignore_errors=True)
+
+        def restore(self, model: Any) -> tuple[Any, int, dict[str, Any]] | None:
+            """(model, next epoch, history so far) from the folder, or None."""
+            path = os.path.join(self.folder, "state.json")
+            if not os.path.isfile(path):
+                return None
+            with open(path) as fh:
+                state = json.load(fh)
+            import pancreas.augment  # noqa: F401  registers the custom layer
+
+            where = os.path.join(self.folder, state["folder"])
+            restored = keras.saving.load_model(
+                os.path.join(where, "model.keras"), safe_mode=True
+            )
+            with np.load(os.path.join(where, "state.npz")) as data:
+                for i, sg in enumerate(_seed_generators(restored)):
+                    sg.state.assign(data[f"seed_{i}"])
+                best = sorted(
+                    (k for k in data.files if k.startswith("best_")),
+                    key=lambda k: int(k.split("_")[1]),
+                )
+                best_weights = [data[k] for k in best] or None
+            if self.stopper is not None and state["stopper"] is not None:
+                self.stopper.resume_state = state["stopper"]
+                self.stopper.resume_weights = best_weights
+                self.stopper.set_model(restored)
+            self.history = {k: list(v) for k, v in state["history"].items()}
+            return restored, int(state["epoch"]) + 1, dict(self.history)
+
+    return EpochCheckpoint
+
+
+def _seed_generators(model: Any) -> list[Any]:
+    """Every random seed generator of a model's layers, in a stable order."""
+    found = []
+    for layer in model._flatten_layers(include_self=False):
+        found.extend(getattr(layer, "_seed_generators", []) or [])
+    return found
 
 
 class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
@@ -462,10 +596,52 @@ class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         self : SuperpixelConvNet
             The fitted estimator.
         """
-        scales, hu_window = self._check_params()
+        self._check_params()
         records = _checked_records(X)
         if y is None or len(y) != len(records):
             check_labels(records, y)  # raises with the message
+        rows = [
+            self._training_rows(rec, check_labels([rec], [y[i]])[0])
+            for i, rec in enumerate(records)
+        ]
+        return self._fit_table(
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [rec.volume.array for rec in records],
+            [rec.spacing for rec in records],
+            [rec.case_id for rec in records],
+        )
+
+    def _training_rows(
+        self, rec: CaseRecord, label: NDArray[np.bool_]
+    ) -> tuple[NDArray[np.float64], NDArray[np.int32]]:
+        """Boxes and majority-pancreas targets of a case's candidates."""
+        boxes = superpixel_boxes(
+            rec.superpixels,
+            rec.candidates,
+            rec.spacing,
+            min_box_mm=self.min_box_mm,
+            name=rec.case_id,
+        )
+        return boxes, _majority_pancreas(rec, label).astype(np.int32)
+
+    def _fit_table(
+        self,
+        boxes: list[NDArray[np.float64]],
+        targets: list[NDArray[np.int32]],
+        volumes: list[Any],
+        spacings: list[tuple[float, ...]],
+        case_ids: list[str],
+        checkpoint: str | os.PathLike[str] | None = None,
+    ) -> SuperpixelConvNet:
+        """Train on per-case tables of candidate boxes and targets.
+
+        ``volumes`` are arrays or on-disk volumes that the patches are
+        cropped from as training goes (see :func:`pancreas.patches.sample_patches`).
+        With ``checkpoint``, the state after every epoch is written there and
+        a later call with the same folder resumes after the last one.
+        """
+        scales, hu_window = self._check_params()
         import keras
 
         rng = check_random_state(self.random_state)
@@ -477,28 +653,17 @@ class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
 
                 tf.config.experimental.enable_op_determinism()
 
-        case_rows, boxes, target = [], [], []
-        for i, rec in enumerate(records):
-            label = check_labels([rec], [y[i]])[0]
-            target.append(_majority_pancreas(rec, label))
-            boxes.append(
-                superpixel_boxes(
-                    rec.superpixels,
-                    rec.candidates,
-                    rec.spacing,
-                    min_box_mm=self.min_box_mm,
-                    name=rec.case_id,
-                )
-            )
-            case_rows.append(np.full(len(rec.candidates), i, dtype=np.intp))
-        case = np.concatenate(case_rows)
-        box = np.concatenate(boxes)
-        tgt = np.concatenate(target).astype(np.int32)
+        case = np.concatenate(
+            [np.full(len(b), i, dtype=np.intp) for i, b in enumerate(boxes)]
+            or [np.zeros(0, np.intp)]
+        )
+        box = np.concatenate(boxes) if boxes else np.zeros((0, 4))
+        tgt = (np.concatenate(targets) if targets else np.zeros(0)).astype(np.int32)
         if len(case) == 0:
             raise InvalidVolumeError(
                 "no candidate superpixels in X: nothing to train the ConvNet on"
             )
-        train, val, self.validation_cases_ = self._split(records, case, rng)
+        train, val, self.validation_cases_ = self._split(case_ids, case, rng)
         if not train.any():
             raise InvalidVolumeError(
                 "no candidate superpixels left for training after the validation "
@@ -522,8 +687,6 @@ class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
             batch_size=self.batch_size,
             workers=effective_n_jobs(self.n_jobs),
         )
-        volumes = [rec.volume.array for rec in records]
-        spacings = [rec.spacing for rec in records]
 
         def subset(mask: NDArray[np.bool_], **kwargs: Any) -> Any:
             return dataset(
@@ -556,26 +719,39 @@ class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
             metrics=["accuracy"],
         )
         callbacks = []
+        stopper = None
         if self.early_stopping:
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_loss" if val_data is not None else "loss",
-                    patience=self.patience,
-                    restore_best_weights=True,
-                )
+            stopper = _resumable_early_stopping_class()(
+                monitor="val_loss" if val_data is not None else "loss",
+                patience=self.patience,
+                restore_best_weights=True,
             )
-        history = model.fit(
-            train_data,
-            validation_data=val_data,
-            epochs=self.epochs,
-            callbacks=callbacks,
-            shuffle=False,
-            verbose=2 if self.verbose else 0,  # one line per epoch
-        )
+            callbacks.append(stopper)
+        initial_epoch, past = 0, {}
+        if checkpoint is not None:
+            saver = _checkpoint_class()(os.fspath(checkpoint), stopper)
+            restored = saver.restore(model)
+            if restored is not None:
+                model, initial_epoch, past = restored
+            callbacks.append(saver)
+        train_data.epoch = initial_epoch
+        history: dict[str, list[float]] = {k: list(v) for k, v in past.items()}
+        if not (stopper is not None and stopper.resume_stopped):
+            fitted = model.fit(
+                train_data,
+                validation_data=val_data,
+                epochs=self.epochs,
+                initial_epoch=initial_epoch,
+                callbacks=callbacks,
+                shuffle=False,
+                verbose=2 if self.verbose else 0,  # one line per epoch
+            )
+            for key, values in fitted.history.items():
+                history.setdefault(key, []).extend(float(v) for v in values)
+        elif stopper.resume_weights is not None:
+            model.set_weights(stopper.resume_weights)
         self.model_ = model
-        self.history_ = {
-            key: [float(v) for v in values] for key, values in history.history.items()
-        }
+        self.history_ = history
         self.n_train_patches_ = (
             int(train.sum()) * len(train_scales) * self.n_deformations
         )
@@ -609,12 +785,12 @@ class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
 
     def _split(
         self,
-        records: list[CaseRecord],
+        case_ids: list[str],
         case: NDArray[np.intp],
         rng: np.random.RandomState,
     ) -> tuple[NDArray[np.bool_], NDArray[np.bool_], list[str]]:
         """Train / validation masks over the candidate rows, by case if possible."""
-        n_cases = len(records)
+        n_cases = len(case_ids)
         val = np.zeros(len(case), dtype=bool)
         if self.validation_fraction == 0:
             return ~val, val, []
@@ -622,7 +798,7 @@ class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
             n_val = min(max(1, round(self.validation_fraction * n_cases)), n_cases - 1)
             held = rng.permutation(n_cases)[:n_val]
             val = np.isin(case, held)
-            return ~val, val, [records[i].case_id for i in sorted(held)]
+            return ~val, val, [case_ids[i] for i in sorted(held)]
         n_val = max(1, round(self.validation_fraction * len(case)))
         if len(case) >= 2:
             val[rng.permutation(len(case))[:n_val]] = True

@@ -142,8 +142,10 @@ def sample_patches(
 
     Parameters
     ----------
-    volume : ndarray of shape (I, J, K)
-        CT in Hounsfield units, canonical voxel order.
+    volume : ndarray of shape (I, J, K) or DiskVolume
+        CT in Hounsfield units, canonical voxel order; or a CT on disk
+        (``pancreas._store.DiskVolume``, as a streamed fit keeps it), of
+        which only the rows that the boxes cover are read.
     spacing : sequence of float
         Voxel size in mm.
     boxes : ndarray of shape (n, 4)
@@ -182,7 +184,9 @@ def sample_patches(
     ((1, 4, 4, 1), 0.5)
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    volume = np.asarray(volume)
+    from_disk = hasattr(volume, "band")  # a pancreas._store.DiskVolume
+    if not from_disk:
+        volume = np.asarray(volume)
     n = boxes.shape[0]
     if n == 0:
         return np.zeros((0, patch_size, patch_size, 1), np.float32)
@@ -195,34 +199,72 @@ def sample_patches(
     c0 = cols.astype(np.intp)
     fr = (rows - r0).astype(np.float32)[:, :, None]
     fc = (cols - c0).astype(np.float32)[:, None, :]
-    # flat offsets of the +1 neighbours, 0 on the last row / column (clamping)
-    dr = ((r0 < n_i - 1) * (n_j * n_k))[:, :, None]
-    dc = ((c0 < n_j - 1) * n_k)[:, None, :]
+    # the +1 neighbours, clamped on the last row / column
+    r1 = r0 + (r0 < n_i - 1)
+    c1 = c0 + (c0 < n_j - 1)
     ks = boxes[:, 0].astype(np.intp)
     if ks.min() < 0 or ks.max() >= n_k:
         raise InvalidVolumeError(
             f"slice index out of range 0..{n_k - 1} for a volume of shape "
             f"{volume.shape}"
         )
-    base = (r0[:, :, None] * n_j + c0[:, None, :]) * n_k + ks[:, None, None]
-    flat = volume.reshape(-1)
+    if from_disk:
+        corners = _corners_from_disk(volume, ks, r0, r1, c0, c1)
+    else:
+        corners = _corners_in_memory(volume, ks, r0, r1, c0, c1)
     scale = 1.0 / (hi - lo)
 
-    def windowed(index: NDArray[np.intp]) -> NDArray[np.float32]:
-        v = flat[index].astype(np.float32, copy=False)
+    def windowed(v: NDArray[Any]) -> NDArray[np.float32]:
+        v = v.astype(np.float32, copy=False)
         v -= lo
         v *= scale
         return np.clip(v, 0.0, 1.0, out=v)
 
-    v00 = windowed(base)
-    v01 = windowed(base + dc)
+    v00, v01, v10, v11 = (windowed(v) for v in corners)
     top = v00 + (v01 - v00) * fc
-    base += dr
-    v10 = windowed(base)
-    v11 = windowed(base + dc)
     bottom = v10 + (v11 - v10) * fc
     out = top + (bottom - top) * fr
     return out[..., None]
+
+
+def _corners_in_memory(
+    volume: NDArray[Any],
+    ks: NDArray[np.intp],
+    r0: NDArray[np.intp],
+    r1: NDArray[np.intp],
+    c0: NDArray[np.intp],
+    c1: NDArray[np.intp],
+) -> list[NDArray[Any]]:
+    """The four bilinear neighbours of every sample, gathered from an array."""
+    _, n_j, n_k = volume.shape
+    flat = volume.reshape(-1)
+    k = ks[:, None, None]
+    return [
+        flat[(r[:, :, None] * n_j + c[:, None, :]) * n_k + k]
+        for r, c in ((r0, c0), (r0, c1), (r1, c0), (r1, c1))
+    ]
+
+
+def _corners_from_disk(
+    volume: Any,
+    ks: NDArray[np.intp],
+    r0: NDArray[np.intp],
+    r1: NDArray[np.intp],
+    c0: NDArray[np.intp],
+    c1: NDArray[np.intp],
+) -> list[NDArray[Any]]:
+    """The four bilinear neighbours, reading one band of rows per slice."""
+    n, p = r0.shape
+    out = [np.empty((n, p, p), dtype=volume.dtype) for _ in range(4)]
+    for k in np.unique(ks):
+        sel = np.flatnonzero(ks == k)
+        top, bottom = int(r0[sel].min()), int(r1[sel].max()) + 1
+        band = volume.band(int(k), top, bottom)
+        for o, (r, c) in zip(
+            out, ((r0, c0), (r0, c1), (r1, c0), (r1, c1)), strict=True
+        ):
+            o[sel] = band[(r[sel] - top)[:, :, None], c[sel][:, None, :]]
+    return out
 
 
 def crop_superpixels(

@@ -8,6 +8,7 @@ uint8 masks and ``score`` the mean Dice, each in every input's own grid.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from sklearn.pipeline import Pipeline as _SkPipeline
@@ -29,13 +30,46 @@ class Pipeline(_SkPipeline):
         The stages, usually ``SuperpixelGenerator``, ``RFCascade``,
         ``SuperpixelConvNet`` and ``GaussianRefiner``.
     memory : str, joblib.Memory or None, default=None
-        Cache of the fitted transformers (and their output), so that the
-        expensive superpixel stage is not recomputed across fits.
+        scikit-learn's cache of the fitted transformers and their output
+        for an in-memory fit. Setting it turns the streamed fit off (every
+        case's stage outputs are then held in memory at once): meant for
+        small cohorts and custom step lists; use ``work_dir`` otherwise.
+    work_dir : str, PathLike or None, default=None
+        Work folder of the streamed fit of the paper's four stages (see
+        Notes). ``None``: a temporary folder, removed after ``fit``. A path:
+        kept, so that a rerun (after a crash, a SIGKILL or with changed
+        parameters) reuses every complete case, the fitted forests and the
+        ConvNet's last completed epoch, and recomputes what changed.
     transform_input : list of str or None, default=None
         As in scikit-learn: fit parameters transformed by the preceding
         steps (metadata routing only).
     verbose : bool, default=False
         Print the time of each step.
+
+    Attributes
+    ----------
+    streamed_counts_ : dict of str to int
+        After a streamed fit: per kind of work (``"superpixels computed"``,
+        ``"cases reused"``, ``"ConvNet epochs reused"``...), how many.
+
+    Notes
+    -----
+    When the steps are ``SuperpixelGenerator``, ``RFCascade``,
+    ``SuperpixelConvNet`` and ``GaussianRefiner`` and ``memory`` is None,
+    ``fit`` streams: each case is loaded, superpixelised and described by
+    the cascade's features once, written to ``work_dir`` (CT as int16 where
+    exact, superpixels in the smallest integer type) and dropped; the
+    forests train on at most ``cascade__max_patches_per_case`` rows per
+    case and level, read back case by case; the ConvNet crops its patches
+    from the CT files on disk, reading only the rows each batch needs; the
+    refiner sees one case at a time. Resident memory is one case plus the
+    training tables, whatever the size of the cohort, and the model is
+    bitwise the same as fitting the steps one after the other in memory
+    (on CPU, for an integer ``random_state``). The per-case work goes
+    through joblib: inside ``joblib.parallel_config(backend="dask")`` (see
+    :func:`pancreas.distributed.run_on_cluster`) it runs on the cluster's
+    workers, which must see ``work_dir`` and the inputs at the same paths;
+    the forests and the ConvNet train in this process.
 
     See Also
     --------
@@ -49,6 +83,20 @@ class Pipeline(_SkPipeline):
     >>> [name for name, _ in pipe.steps]
     ['superpixels', 'cascade', 'convnet', 'refiner']
     """
+
+    def __init__(
+        self,
+        steps: list[tuple[str, Any]],
+        *,
+        transform_input: list[str] | None = None,
+        memory: Any = None,
+        work_dir: str | os.PathLike[str] | None = None,
+        verbose: bool = False,
+    ) -> None:
+        super().__init__(
+            steps, transform_input=transform_input, memory=memory, verbose=verbose
+        )
+        self.work_dir = work_dir
 
     def fit(
         self,
@@ -79,6 +127,14 @@ class Pipeline(_SkPipeline):
         -------
         self : Pipeline
         """
+        from pancreas._streamed import can_stream, streamed_fit
+
+        if X_val is not None and y_val is None:
+            raise ValueError("X_val was given without y_val")
+        if self.memory is None and not params and can_stream(self):
+            self._validate_steps()
+            streamed_fit(self, X, y, X_val, y_val, self.work_dir)
+            return self
         if X_val is None:
             return super().fit(X, y, **params)
         if y_val is None:

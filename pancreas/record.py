@@ -49,7 +49,7 @@ from pancreas._checks import (
 from pancreas.exceptions import InvalidVolumeError
 from pancreas.io import Volume, as_volume
 
-__all__ = ["CaseRecord", "as_records", "check_labels", "make_record"]
+__all__ = ["CaseRecord", "as_records", "check_labels", "check_sequence", "make_record", "record_at"]
 
 
 @dataclass(eq=False)
@@ -295,6 +295,62 @@ def as_records(X: Any) -> list[CaseRecord]:
     >>> [r.case_id for r in as_records([np.zeros((2, 2, 2))])]
     ['case_0']
     """
+    check_sequence(X)
+    return [record_at(X, i) for i in range(len(X))]
+
+
+def record_at(X: Any, i: int) -> CaseRecord:
+    """Case ``i`` of a sequence as a record, named as :func:`as_records` names it.
+
+    Only ``X[i]`` is read, so a lazy sequence of a large cohort can be
+    walked one case at a time.
+
+    Parameters
+    ----------
+    X : sequence
+        Paths, nibabel images, Volumes, arrays or records.
+    i : int
+        Index of the case.
+
+    Returns
+    -------
+    CaseRecord
+        Named after its path or source, or ``case_<i>``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> record_at([np.zeros((2, 2, 2))] * 3, 2).case_id
+    'case_2'
+    """
+    item = X[i]
+    if isinstance(item, CaseRecord):
+        return item
+    src = getattr(item, "source", None)
+    name = src if isinstance(item, Volume) and src else None
+    if isinstance(item, str):
+        name = item
+    return make_record(item, name or f"case_{i}")
+
+
+def check_sequence(X: Any) -> None:
+    """Refuse an ``X`` that is not a sequence of cases (see :func:`as_records`).
+
+    Parameters
+    ----------
+    X : object
+        What was passed as the cases.
+
+    Raises
+    ------
+    InvalidVolumeError
+        ``X`` is a single volume, path or array rather than a sequence of
+        them, or has no ``len()`` and indexing.
+
+    Examples
+    --------
+    >>> check_sequence(["a.nii.gz", "b.nii.gz"])
+    """
     if isinstance(X, str | PathLike | nib.spatialimages.SpatialImage | Volume) or (
         isinstance(X, CaseRecord)
     ):
@@ -312,18 +368,6 @@ def as_records(X: Any) -> list[CaseRecord]:
             f"X must be a sequence of volumes (one per case), got a "
             f"{type(X).__name__}; pass a list"
         )
-    records = []
-    for i in range(len(X)):
-        item = X[i]
-        name = None
-        if not isinstance(item, CaseRecord):
-            src = getattr(item, "source", None)
-            name = src if isinstance(item, Volume) and src else None
-            if isinstance(item, str):
-                name = item
-            name = name or f"case_{i}"
-        records.append(make_record(item, name))
-    return records
 
 
 def check_labels(records: list[CaseRecord], y: Any) -> list[NDArray[np.bool_]]:

@@ -24,7 +24,13 @@ from pancreas._validation import Interval, StrOptions, _fit_context
 from pancreas.base import VolumeEstimatorMixin
 from pancreas.exceptions import InvalidVolumeError
 from pancreas.metrics import dice_score
-from pancreas.record import CaseRecord, as_records, check_labels
+from pancreas.record import (
+    CaseRecord,
+    as_records,
+    check_labels,
+    check_sequence,
+    record_at,
+)
 
 __all__ = [
     "GaussianRefiner",
@@ -365,30 +371,35 @@ class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
         self : GaussianRefiner
             The fitted refiner.
         """
-        records = as_records(X)
-        labels = check_labels(records, y)
+        check_sequence(X)
+        if y is None or len(y) != len(X):
+            check_labels([None] * len(X), y)  # raises with the message
         grid = self._threshold_grid()
+        n_cases = len(X)
 
-        def curves(pair: tuple[CaseRecord, NDArray]) -> dict[str, NDArray]:
-            rec, lab = pair
-            return {
-                k: dice_curve(m, lab, grid) for k, m in self.stage_maps(rec).items()
-            }
+        def curves(i: int) -> tuple[dict[str, NDArray], int]:
+            # one case at a time: X may be a lazy sequence of a large cohort
+            rec = record_at(X, i)
+            lab = check_labels([rec], [y[i]])[0]
+            maps = self.stage_maps(rec)
+            n_scales = int(np.shape(rec.convnet_proba)[1])
+            return {k: dice_curve(m, lab, grid) for k, m in maps.items()}, n_scales
 
-        per_case = parallel_map(
+        results = parallel_map(
             curves,
-            list(zip(records, labels, strict=True)),
+            range(n_cases),
             n_jobs=self.n_jobs,
             verbose=self.verbose,
             desc="refiner fit",
         )
+        per_case = [r[0] for r in results]
         self.thresholds_ = grid
         self.dice_curves_ = {k: np.stack([c[k] for c in per_case]) for k in STAGES}
         self.stage_thresholds_ = {
             k: float(grid[int(np.argmax(v.mean(axis=0)))])
             for k, v in self.dice_curves_.items()
         }
-        self.n_scales_ = int(min(np.shape(r.convnet_proba)[1] for r in records))
+        self.n_scales_ = min(r[1] for r in results)
         chosen = "G(P(x)) Ns=1" if self.n_scales == 1 else "G(P(x)) Ns=all"
         self.threshold_ = (
             float(self.threshold)
