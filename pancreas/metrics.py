@@ -153,17 +153,20 @@ def _overlap(t: NDArray[np.bool_], p: NDArray[np.bool_]) -> dict[str, float]:
     }
 
 
-def _check_method(method: str, ndim: int) -> str:
-    """Return ``method`` after checking it names a definition valid for ``ndim``."""
+def _check_method(method: str, ndim: int, name: str = "method") -> str:
+    """Return ``method`` after checking it names a definition valid for ``ndim``.
+
+    ``name`` is the parameter's name in the caller, for the error message.
+    """
     if method not in SURFACE_METHODS:
         raise ValueError(
-            f"method must be one of {', '.join(map(repr, SURFACE_METHODS))}; "
+            f"{name} must be one of {', '.join(map(repr, SURFACE_METHODS))}; "
             f"got {method!r}"
         )
     if method == "surfel" and ndim not in (2, 3):
         raise ValueError(
-            f"method='surfel' needs 2D or 3D masks; got {ndim} axes "
-            "(method='voxel' works for any number of axes)"
+            f"{name}='surfel' needs 2D or 3D masks; got {ndim} axes "
+            f"({name}='voxel' works for any number of axes)"
         )
     return method
 
