@@ -6,6 +6,7 @@ import doctest
 import functools
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -593,3 +594,14 @@ def test_surfel_needs_2d_or_3d(shape):
     with pytest.raises(ValueError, match=r"method='surfel' needs 2D or 3D.*got"):
         evaluate_segmentation(a, a)
     assert evaluate_segmentation(a, a, method="voxel")["hd95"] == 0.0
+
+
+def test_docs_metrics_page_numbers_are_current():
+    # The page's table is the output of its own example; keep both true.
+    page = Path(__file__).parents[1] / "docs" / "user_guide" / "metrics.rst"
+    result = doctest.testfile(str(page), module_relative=False)
+    assert result.attempted >= 8
+    assert result.failed == 0
+    text = page.read_text()
+    for row in ("0.318", "0.646", "5.58", "2.35", "0.221", "0.457", "6.02", "3.16"):
+        assert f"     - {row}" in text
