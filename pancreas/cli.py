@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -237,10 +238,16 @@ def _evaluate(args: argparse.Namespace) -> int:
         case_ids=ds.case_ids,
         n_jobs=args.cases_in_parallel,
         verbose=0 if args.quiet else 1,
+        tolerance=args.nsd_tolerance,
+        surface_method=args.surface_method,
     )
     folder = evaluation.write(args.output)
     print(f"Stage table on {len(ds)} cases of {ds.name} (Dice):")
     print(evaluation.stage.to_text(per_case=False))
+    print(
+        f"surface metrics: {evaluation.surface_method} definition, surface Dice "
+        f"at {evaluation.tolerance:g} mm"
+    )
     print(f"report in {folder}/")
     return 0
 
@@ -365,6 +372,19 @@ def _run_maybe_on_cluster(
 
 
 # ------------------------------------------------------------------- parser
+def _tolerance_mm(text: str) -> float:
+    """``--nsd-tolerance``: a non-negative finite number of mm."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(
+            f"must be a non-negative number of mm, got {text!r}"
+        )
+    return value
+
+
 def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("dataset (one of)")
     source = group.add_mutually_exclusive_group(required=True)
@@ -551,6 +571,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="part of --split to evaluate (default test)",
     )
     evaluate.add_argument("-o", "--output", required=True, help="report folder")
+    evaluate.add_argument(
+        "--nsd-tolerance",
+        type=_tolerance_mm,
+        default=1.0,
+        metavar="MM",
+        help="tolerance in mm of the surface Dice (NSD) (default 1.0)",
+    )
+    evaluate.add_argument(
+        "--surface-method",
+        default="surfel",
+        choices=("surfel", "voxel"),
+        help="definition of HD95, ASSD and surface Dice: surfel (area-weighted, "
+        "as surface-distance, the MSD and TotalSegmentator; default) or voxel "
+        "(boundary voxels, as MedPy)",
+    )
     _add_runtime(evaluate)
     _add_common(evaluate)
     evaluate.set_defaults(func=_evaluate)

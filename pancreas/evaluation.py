@@ -28,7 +28,12 @@ from numpy.typing import NDArray
 
 from pancreas._parallel import local_threads, parallel_map
 from pancreas.exceptions import InvalidVolumeError
-from pancreas.metrics import dice_score, evaluate_segmentation
+from pancreas.metrics import (
+    _check_method,
+    _check_tolerance,
+    dice_score,
+    evaluate_segmentation,
+)
 from pancreas.plotting import DPI, SlicePanel, slice_panel
 from pancreas.record import CaseRecord, make_record
 from pancreas.report import PAPER_TEST_DICE, StageReport
@@ -51,6 +56,19 @@ METRICS = (
     "volume_pred_ml",
     "volume_true_ml",
 )
+
+#: How the report names each definition of the surface metrics.
+_SURFACE_DEFINITIONS = {
+    "surfel": "Surface metrics: **surfel definition** (surface elements weighted "
+    "by area, as DeepMind's `surface-distance` and the MSD and TotalSegmentator "
+    "numbers): surface Dice (NSD) at **{tol} mm**, HD95 the robust Hausdorff "
+    "distance (larger directed 95th percentile of area), ASSD the area-weighted "
+    "mean.",
+    "voxel": "Surface metrics: **voxel definition** (boundary voxels counted "
+    "once, as MedPy; not comparable with published NSD): surface Dice at "
+    "**{tol} mm**, HD95 the 95th percentile of the pooled distances, ASSD their "
+    "mean.",
+}
 
 #: Column headings of the metrics in the Markdown page.
 _METRIC_HEADINGS = {
@@ -279,6 +297,7 @@ def _evaluate_case(
     grid: NDArray[np.float64],
     full: bool,
     tolerance: float,
+    surface_method: str = "surfel",
 ) -> _CaseResult:
     """Evaluate case ``i``, loading it here (on a worker, from its path)."""
     from pancreas.refine import dice_curve
@@ -302,7 +321,9 @@ def _evaluate_case(
         voxel_ml = float(np.prod(record.spacing)) / 1000.0
         metrics = {
             "case": name,
-            **evaluate_segmentation(label, mask, record.spacing, tolerance),
+            **evaluate_segmentation(
+                label, mask, record.spacing, tolerance, method=surface_method
+            ),
             "volume_pred_ml": int(np.count_nonzero(mask)) * voxel_ml,
             "volume_true_ml": int(np.count_nonzero(label)) * voxel_ml,
         }
@@ -322,6 +343,7 @@ def _evaluate_cases(
     verbose: int = 0,
     full: bool = True,
     tolerance: float = 1.0,
+    surface_method: str = "surfel",
 ) -> tuple[list[_CaseResult], GaussianRefiner]:
     """Run the pipeline case by case; ``full=False`` computes stage rows only."""
     from sklearn.utils.validation import check_is_fitted
@@ -361,7 +383,7 @@ def _evaluate_cases(
         n_jobs=n_jobs,
         verbose=verbose,
         desc="evaluate",
-        args=(pipeline, X, y, ids, grid, full, tolerance),
+        args=(pipeline, X, y, ids, grid, full, tolerance, surface_method),
     )
     return results, refiner
 
@@ -375,6 +397,7 @@ def evaluate_pipeline(
     n_jobs: int | None = None,
     verbose: int = 0,
     tolerance: float = 1.0,
+    surface_method: str = "surfel",
 ) -> Evaluation:
     """Evaluate a fitted pipeline on a labelled cohort, one case at a time.
 
@@ -387,7 +410,9 @@ def evaluate_pipeline(
       G(P(x)) at Ns=1 and with all scales, each at the refiner's
       ``stage_thresholds_`` (as :func:`pancreas.pipeline.stage_report`);
     - the final mask's metrics (:func:`pancreas.metrics.evaluate_segmentation`
-      in mm) and the predicted and true pancreas volumes in mL;
+      in mm; surface metrics by default in the area-weighted surfel definition
+      of the MSD and TotalSegmentator numbers) and the predicted and true
+      pancreas volumes in mL;
     - the Dice-versus-threshold curve of each stage on the refiner's grid
       (the paper's Figure 6 on this cohort);
     - a few small 2-D views for overlays (:class:`CasePictures`).
@@ -409,6 +434,11 @@ def evaluate_pipeline(
         Progress bar when > 0.
     tolerance : float, default=1.0
         Tolerance in mm of the surface Dice.
+    surface_method : {"surfel", "voxel"}, default="surfel"
+        Definition of HD95, ASSD and surface Dice (the `method` of
+        :func:`pancreas.metrics.evaluate_segmentation`): ``"surfel"``
+        (area-weighted surface elements, DeepMind's ``surface-distance``, as
+        the MSD and TotalSegmentator) or ``"voxel"`` (boundary voxels, MedPy).
 
     Returns
     -------
@@ -444,9 +474,13 @@ def evaluate_pipeline(
     >>> ev = evaluate_pipeline(pipe, cts[2:], labels[2:])
     >>> [m["case"] for m in ev.metrics], ev.stage.columns[-1]
     (['phantom_002'], 'G(P(x)) Ns=1')
+    >>> ev.surface_method, ev.tolerance
+    ('surfel', 1.0)
     >>> ev.curves["G(P(x)) Ns=1"].shape == (1, len(ev.thresholds))
     True
     """
+    tolerance = _check_tolerance(tolerance)
+    _check_method(surface_method, 3, name="surface_method")
     results, refiner = _evaluate_cases(
         pipeline,
         X,
@@ -456,6 +490,7 @@ def evaluate_pipeline(
         verbose=verbose,
         full=True,
         tolerance=tolerance,
+        surface_method=surface_method,
     )
     stage = _stage_report(results, refiner)
     rename = _scale_names(min(r.n_scales for r in results))
@@ -473,6 +508,7 @@ def evaluate_pipeline(
         pictures=[r.pictures for r in results],  # type: ignore[misc]
         threshold_stage=chosen,
         tolerance=float(tolerance),
+        surface_method=surface_method,
     )
 
 
@@ -529,6 +565,10 @@ class Evaluation:
         The stage ``threshold`` applies to.
     tolerance : float, default=1.0
         Tolerance in mm of the surface Dice.
+    surface_method : {"surfel", "voxel"}, default="surfel"
+        Definition the surface metrics were computed with (see
+        :mod:`pancreas.metrics`); the default is the area-weighted one of the
+        MSD and TotalSegmentator numbers.
 
     Examples
     --------
@@ -550,6 +590,7 @@ class Evaluation:
     pictures: list[CasePictures]
     threshold_stage: str = "G(P(x)) Ns=4"
     tolerance: float = 1.0
+    surface_method: str = "surfel"
 
     @property
     def n_cases(self) -> int:
@@ -613,6 +654,7 @@ class Evaluation:
             "threshold": float(self.threshold),
             "threshold_stage": self.threshold_stage,
             "surface_dice_tolerance_mm": float(self.tolerance),
+            "surface_method": self.surface_method,
             "ranking": {k: self.case_ids[i] for k, i in self.ranking().items()}
             if self.metrics
             else {},
@@ -736,6 +778,8 @@ class Evaluation:
             f"{self.threshold_stage} thresholded at **{self.threshold:.2f}** "
             "(the refiner's threshold). Distances in mm, "
             f"surface Dice at a tolerance of {tol} mm, volumes in mL.",
+            "",
+            _SURFACE_DEFINITIONS[self.surface_method].format(tol=tol),
             "",
             "Method: Roth et al. (2015), *Deep convolutional networks for "
             "pancreas segmentation in CT imaging*.",

@@ -63,6 +63,25 @@ def test_parser_knows_every_command():
         parser.parse_args(["train", "--msd", "a", "--images", "b", "-o", "m"])
 
 
+def test_evaluate_surface_options(capsys):
+    parser = build_parser()
+    base = ["evaluate", "m", "--msd", "Task07", "-o", "r"]
+    args = parser.parse_args(base)
+    assert (args.nsd_tolerance, args.surface_method) == (1.0, "surfel")
+    args = parser.parse_args(
+        [*base, "--nsd-tolerance", "2.5", "--surface-method", "voxel"]
+    )
+    assert (args.nsd_tolerance, args.surface_method) == (2.5, "voxel")
+    for bad in ("-1", "nan", "two"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*base, f"--nsd-tolerance={bad}"])
+        err = capsys.readouterr().err
+        assert "--nsd-tolerance" in err and "non-negative number of mm" in err
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--surface-method", "mesh"])
+    assert "--surface-method" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
     out = tmp_path / "demo"
@@ -176,10 +195,14 @@ def test_train_segment_evaluate_info(phantom_files, tmp_path):
     report = tmp_path / "report"
     ev = run(
         "--quiet", "evaluate", model, "--images", ct, "--labels", labels,
-        "--split", split, "--subset", "test", "-o", report,
+        "--split", split, "--subset", "test", "-o", report, "--nsd-tolerance", 2.5,
     )  # fmt: skip
     assert ev.returncode == 0, ev.stderr[-3000:]
     assert "Stage table on 2 cases" in ev.stdout
+    assert "surface metrics: surfel definition, surface Dice at 2.5 mm" in ev.stdout
+    data = json.loads((report / "metrics.json").read_text())
+    assert data["surface_method"] == "surfel"
+    assert data["surface_dice_tolerance_mm"] == 2.5
     assert (report / "index.md").is_file()
     with (report / "metrics.csv").open() as fh:
         cases = [row["case"] for row in csv.DictReader(fh)]

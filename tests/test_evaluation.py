@@ -21,7 +21,7 @@ from pancreas.evaluation import (
     evaluate_pipeline,
 )
 from pancreas.io import Volume
-from pancreas.metrics import dice_score, evaluate_segmentation
+from pancreas.metrics import dice_score, evaluate_segmentation, surface_dice
 from pancreas.plotting import SlicePanel
 from pancreas.report import StageReport
 
@@ -164,6 +164,80 @@ def test_write_handmade_report_round_trips(tmp_path):
     assert "figures/three_plane_a.png" in text  # the median case
     assert (tmp_path / "rep" / "figures" / "three_plane_a.png").is_file()
     assert "| hd95" not in text and "| HD95 (mm) (1 infinite) |" in text
+    assert data["surface_method"] == "surfel"
+    assert data["surface_dice_tolerance_mm"] == 1.0
+    assert "**surfel definition**" in text and "at **1 mm**" in text
+
+
+def _rf_as_convnet(records):
+    for r in records:
+        r.convnet_proba = r.sp_proba[r.candidates][:, None]
+    return records
+
+
+@pytest.fixture(scope="module")
+def rf_only():
+    """A pipeline without Keras: the cascade's probabilities stand in for P(x)."""
+    from sklearn.preprocessing import FunctionTransformer
+
+    from pancreas.cascade import RFCascade
+    from pancreas.phantom import make_phantom_cohort
+    from pancreas.pipeline import make_pipeline
+    from pancreas.refine import GaussianRefiner
+    from pancreas.superpixels import SuperpixelGenerator
+
+    cts, labels = make_phantom_cohort(3, shape=(48, 48, 8), random_state=0)
+    pipe = make_pipeline(
+        SuperpixelGenerator(check_spacing=False),
+        RFCascade(n_estimators=5, cv=2, random_state=0),
+        FunctionTransformer(_rf_as_convnet),
+        GaussianRefiner(sigma=1.0),
+    )
+    return pipe.fit(cts[:2], labels[:2]), cts[2:], labels[2:]
+
+
+def test_surface_method_and_tolerance_reach_metrics_and_report(rf_only, tmp_path):
+    pipe, cts, labels = rf_only
+    mask = pipe.predict(cts)[0]
+    truth = np.asarray(labels[0].array) != 0
+    assert mask.any() and truth.any()
+    assd = {}
+    for method, tol in (("surfel", 2.5), ("voxel", 0.5)):
+        ev = evaluate_pipeline(
+            pipe, cts, labels, tolerance=tol, surface_method=method
+        )
+        assd[method] = ev.metrics[0]["assd"]
+        assert (ev.surface_method, ev.tolerance) == (method, tol)
+        expected = evaluate_segmentation(
+            truth, mask, cts[0].spacing, tol, method=method
+        )
+        for k, v in expected.items():
+            assert ev.metrics[0][k] == pytest.approx(v, rel=1e-12), (method, k)
+        folder = ev.write(tmp_path / method)
+        data = json.loads((folder / "metrics.json").read_text())
+        assert data["surface_method"] == method
+        assert data["surface_dice_tolerance_mm"] == tol
+        text = (folder / "index.md").read_text()
+        assert f"**{method} definition**" in text and f"at **{tol:g} mm**" in text
+    assert assd["surfel"] != pytest.approx(assd["voxel"])  # the choice mattered
+    default = evaluate_pipeline(pipe, cts, labels)
+    assert (default.surface_method, default.tolerance) == ("surfel", 1.0)
+    assert default.metrics[0]["surface_dice"] == pytest.approx(
+        surface_dice(truth, mask, cts[0].spacing, 1.0, method="surfel"), rel=1e-12
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"surface_method": "mesh"}, "surface_method must be one of 'surfel'"),
+        ({"tolerance": -1.0}, "tolerance must be non-negative"),
+    ],
+)
+def test_bad_surface_options_are_named(rf_only, kwargs, match):
+    pipe, cts, labels = rf_only
+    with pytest.raises(ValueError, match=match):
+        evaluate_pipeline(pipe, cts, labels, **kwargs)
 
 
 # --------------------------------------------------------------------------- #
