@@ -145,12 +145,23 @@ def _train(args: argparse.Namespace) -> int:
         "training on %d cases, validating on %d (%s)", len(train), len(val), ds.name
     )
     pipe = _new_pipeline(args)
+    if args.work_dir:
+        pipe.set_params(work_dir=args.work_dir)
+    if args.scheduler and not args.work_dir:
+        raise ValueError(
+            "--scheduler needs --work-dir: a folder that the driver and every "
+            "worker see at the same path"
+        )
     start = time.perf_counter()
-    if len(val):
-        pipe.fit(train.images, train.labels, X_val=val.images, y_val=val.labels)
-    else:
-        pipe.fit(train.images, train.labels)
+    fit_val = {"X_val": val.images, "y_val": val.labels} if len(val) else {}
+    _run_maybe_on_cluster(args, [], pipe.fit, train.images, train.labels, **fit_val)
     fit_s = time.perf_counter() - start
+    counts = getattr(pipe, "streamed_counts_", {})
+    if counts:
+        log.info(
+            "work folder: %s",
+            ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
+        )
     training = {
         "dataset": ds.name,
         **cohort_summary(train.images),
@@ -521,6 +532,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="random state")
     train.add_argument(
         "--overwrite", action="store_true", help="replace an existing model"
+    )
+    train.add_argument(
+        "--work-dir",
+        metavar="DIR",
+        help="keep the streamed fit's per-case files here: a rerun with the same "
+        "folder (after a crash or with other parameters) reuses every complete "
+        "case, the forests and the ConvNet's last epoch (default: a temporary "
+        "folder, removed after training)",
+    )
+    train.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the per-case work (superpixels, features) on an existing Dask "
+        "cluster (tcp://HOST:PORT; needs pancreas[distributed]); its workers must "
+        "see the inputs and --work-dir at the same paths",
     )
     _add_runtime(train, cases=False)
     _add_common(train)
