@@ -79,7 +79,18 @@ MIN_VOXELS = 20
 
 
 class LabelAlignmentError(InvalidVolumeError):
-    """A label's HU profile says it is not aligned with its CT."""
+    """A label is not aligned with its CT (HU profile), or not on its grid.
+
+    Raised by :func:`check_label_alignment` and, listing every refused case,
+    by :meth:`pancreas.datasets.Dataset.verify_labels`. A subclass of
+    :class:`~pancreas.exceptions.InvalidVolumeError` (so of ``ValueError``).
+
+    Examples
+    --------
+    >>> from pancreas.alignment import LabelAlignmentError
+    >>> issubclass(LabelAlignmentError, ValueError)
+    True
+    """
 
 
 @dataclass(frozen=True)

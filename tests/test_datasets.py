@@ -457,7 +457,8 @@ class TestNIH:
     def test_indexing_loads_the_right_case(self, tmp_path, spy_loader):
         # "as-is": the labels as stored, no check (these fake labels are
         # not on their images' grids)
-        ds = load_nih_pancreas(make_nih_tree(tmp_path / "nih"), label_alignment="as-is")
+        root = make_nih_tree(tmp_path / "nih")
+        ds = load_nih_pancreas(root, label_alignment="as-is")
         for i, n in enumerate((1, 2, 10)):
             image = ds.images[i]
             assert spy_loader[-1] == ds.images.paths[i]
@@ -856,7 +857,9 @@ class TestLabelGeometry:
         native, affine = image_grid_label(ct, label, tmp_path)
         stored = nib.Nifti1Image(native.astype(np.uint8), affine)  # LPS
         ras = nib.as_closest_canonical(stored)
-        las = ras.as_reoriented(ornt_transform(axcodes2ornt("RAS"), axcodes2ornt("LAS")))
+        las = ras.as_reoriented(
+            ornt_transform(axcodes2ornt("RAS"), axcodes2ornt("LAS"))
+        )
         swapped = ras.as_reoriented(
             ornt_transform(axcodes2ornt("RAS"), axcodes2ornt("ASR"))
         )
@@ -935,7 +938,8 @@ class TestLabelAlignment:
         fix = {"PANCREAS_0002": "flip-y", "PANCREAS_0003": "transpose"}
         ds = load_nih_pancreas(tree[0], labels=tree[1], label_alignment=fix)
         checks = ds.verify_labels()
-        assert [c.alignment for c in checks.values()] == ["as-is", "flip-y", "transpose"]
+        applied = [c.alignment for c in checks.values()]
+        assert applied == ["as-is", "flip-y", "transpose"]
         assert checks["PANCREAS_0002"].profiles["as-is"].implausibility < 0.25
         for i in range(3):
             rec = make_record(ds.images[i], ds.case_ids[i])
