@@ -164,6 +164,7 @@ API_GROUPS = (
             "pancreas.io",
             "pancreas.record",
             "pancreas.datasets",
+            "pancreas.alignment",
             "pancreas.phantom",
         ),
     ),

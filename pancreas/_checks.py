@@ -36,10 +36,12 @@ The rules, and the constants they use:
   ``pancreas segment``, not an error): a voxel spacing more than
   :data:`TRAINING_RANGE_TOLERANCE` (25 %) outside the range of the model's
   training cohort, as its model files record it.
-* **Labels.** Same shape and affine as the image; values 0 (background), 1
-  (pancreas) or 2 (tumour in the Medical Segmentation Decathlon, counted as
-  pancreas), as integers, floats or bools; training needs at least one label
-  with a pancreas voxel.
+* **Labels.** On the image's grid (a label storing that grid in another
+  voxel order is reordered, see :meth:`pancreas.record.CaseRecord.label_array`;
+  the HU check of alignment is :mod:`pancreas.alignment`); values 0
+  (background), 1 (pancreas) or 2 (tumour in the Medical Segmentation
+  Decathlon, counted as pancreas), as integers, floats or bools; training
+  needs at least one label with a pancreas voxel.
 """
 
 from __future__ import annotations

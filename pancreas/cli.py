@@ -50,15 +50,41 @@ def _dataset(args: argparse.Namespace) -> Any:
         load_nih_pancreas,
     )
 
+    alignment = _label_alignment(getattr(args, "label_alignment", None))
     if args.msd:
-        return load_msd_pancreas(args.msd)
+        return load_msd_pancreas(args.msd, label_alignment=alignment)
     if args.nih:
-        return load_nih_pancreas(args.nih[0], labels=args.nih[1])
+        return load_nih_pancreas(
+            args.nih[0], labels=args.nih[1], label_alignment=alignment
+        )
     if args.labels is None:
         raise ValueError("--images needs --labels (a glob pattern or a folder)")
     if Path(args.images).is_dir():
-        return load_nifti_folder(args.images, args.labels)
-    return load_nifti_glob(args.images, args.labels)
+        return load_nifti_folder(args.images, args.labels, label_alignment=alignment)
+    return load_nifti_glob(args.images, args.labels, label_alignment=alignment)
+
+
+def _label_alignment(values: Sequence[str] | None) -> dict[str, str]:
+    """``--label-alignment`` values (``OPTION`` or ``CASE=OPTION``) as a dict."""
+    out: dict[str, str] = {}
+    for value in values or ():
+        case, sep, option = value.rpartition("=")
+        out[case if sep else "*"] = option
+    return out
+
+
+def _verify_labels(*parts: Any) -> None:
+    """Check every label of the cohorts against its image before any work."""
+    for part in parts:
+        if len(part):
+            checks = part.verify_labels()
+            aligned = [
+                f"{c}: {k.alignment}"
+                for c, k in checks.items()
+                if k.alignment != "as-is"
+            ]
+            if aligned:
+                log.info("labels aligned: %s", ", ".join(aligned))
 
 
 def _read_split(path: str, case_ids: Sequence[str]) -> dict[str, list[str]]:
@@ -141,6 +167,7 @@ def _train(args: argparse.Namespace) -> int:
         raise FileExistsError(f"{out}: exists; pass --overwrite to replace it")
     ds = _dataset(args)
     train, val = _train_val(ds, args)
+    _verify_labels(train, val)
     log.info(
         "training on %d cases, validating on %d (%s)", len(train), len(val), ds.name
     )
@@ -238,6 +265,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     pipe = _configure_pipeline(load_pipeline(args.model), args)
     ds = _eval_cases(_dataset(args), args)
+    _verify_labels(ds)
     log.info("evaluating %d cases of %s", len(ds), ds.name)
     evaluation = _run_maybe_on_cluster(
         args,
@@ -421,6 +449,17 @@ def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
         "--split",
         metavar="FILE",
         help='JSON {"train": [ids], "val": [ids], "test": [ids]}',
+    )
+    group.add_argument(
+        "--label-alignment",
+        action="append",
+        metavar="[CASE=]OPTION",
+        help="before training or evaluating, every label's HU profile is "
+        "checked against its in-plane flips and transposes (OPTION 'check', "
+        "the default); give an alignment to apply (flip-x, flip-y, flip-xy, "
+        "transpose, transpose-flip-x, transpose-flip-y, transpose-flip-xy) or "
+        "'as-is' to skip the check, for every case or, as CASE=OPTION "
+        "(repeatable), for one case",
     )
 
 

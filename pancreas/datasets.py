@@ -21,20 +21,24 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from numbers import Integral
 from os import PathLike
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
-from pancreas.exceptions import DatasetLayoutError
+from pancreas.exceptions import DatasetLayoutError, InvalidVolumeError
 from pancreas.io import Volume, load_volume
+
+if TYPE_CHECKING:
+    from pancreas.alignment import LabelCheck
 
 __all__ = [
     "Dataset",
@@ -55,7 +59,14 @@ _NIH_CASE = re.compile(r"^PANCREAS_(\d+)$", re.IGNORECASE)
 _NIH_LABEL = re.compile(r"^label(\d+)\.nii(\.gz)?$", re.IGNORECASE)
 _NIH_LABEL_FOLDERS = ("TCIA_pancreas_labels-02-05-2017",)
 
+#: NIH cases that TCIA removed in 2020 as duplicates of PANCREAS_0002; their
+#: label files are still distributed.
+NIH_DUPLICATES: tuple[int, ...] = (25, 70)
+
 PathType = str | PathLike[str]
+LabelAlignment = str | Mapping[str, str]
+
+log = logging.getLogger("pancreas")
 
 
 # ---------------------------------------------------------------------------
@@ -310,6 +321,134 @@ class LazyVolumes(Sequence[Volume]):
         return f"LazyVolumes({n} {noun}: {', '.join(ids)})"
 
 
+class _AlignedLabels(LazyVolumes):
+    """Label volumes that are checked against, or aligned to, their images.
+
+    Indexing a case loads its label and, per the case's ``label_alignment``
+    option, either checks its HU profile against the image the first time
+    (:func:`pancreas.alignment.check_label_alignment`; the verdict is kept,
+    so later reads do not load the image again) or applies the given
+    alignment (:func:`pancreas.alignment.apply_label_alignment`).
+    """
+
+    __slots__ = ("_alignments", "_checks", "_images")
+
+    def __init__(
+        self,
+        paths: Sequence[PathType],
+        case_ids: Sequence[str],
+        *,
+        images: LazyVolumes,
+        alignments: Sequence[str],
+        checks: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(paths, case_ids)
+        if len(images) != len(self) or len(alignments) != len(self):
+            raise ValueError(
+                f"{len(self)} labels for {len(images)} images and "
+                f"{len(alignments)} alignments"
+            )
+        self._images = images
+        self._alignments: tuple[str, ...] = tuple(alignments)
+        self._checks: dict[str, Any] = {} if checks is None else checks
+
+    @property
+    def alignments(self) -> list[str]:
+        """The ``label_alignment`` option of each case, in order."""
+        return list(self._alignments)
+
+    def check(self, index: int) -> LabelCheck:
+        """Check (or align and re-measure) one case's label against its image.
+
+        Parameters
+        ----------
+        index : int
+            Case position.
+
+        Returns
+        -------
+        LabelCheck
+            The alignment applied and the HU profiles.
+        """
+        from pancreas.alignment import check_label_alignment
+
+        i = int(index) % len(self)
+        key = str(self._paths[i])
+        if key not in self._checks:
+            self._checks[key] = check_label_alignment(
+                self._images[i],
+                load_volume(self._paths[i]),
+                self._case_ids[i],
+                alignment=self._alignments[i],
+            )
+        return self._checks[key]
+
+    def _load(self, i: int) -> Volume:
+        alignment = self._alignments[i]
+        if alignment == "check":
+            self.check(i)
+        label = load_volume(self._paths[i])
+        if alignment in ("check", "as-is"):
+            return label
+        from pancreas.alignment import apply_label_alignment
+
+        return apply_label_alignment(label, alignment, self._case_ids[i])
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, Integral) and not isinstance(index, bool):
+            if not -len(self) <= index < len(self):
+                raise IndexError(
+                    f"case index {index} out of range for {len(self)} cases"
+                )
+            return self._load(int(index) % len(self))
+        return super().__getitem__(index)
+
+    def __iter__(self) -> Iterator[Volume]:
+        for i in range(len(self)):
+            yield self._load(i)
+
+    def _subset(self, positions: Iterable[int]) -> LazyVolumes:
+        positions = list(positions)
+        return _AlignedLabels(
+            [self._paths[i] for i in positions],
+            [self._case_ids[i] for i in positions],
+            images=self._images.take(positions),
+            alignments=[self._alignments[i] for i in positions],
+            checks=self._checks,
+        )
+
+    def __getstate__(self) -> Any:  # type: ignore[override]
+        return (
+            self._paths,
+            self._case_ids,
+            self._images,
+            self._alignments,
+            dict(self._checks),
+        )
+
+    def __setstate__(self, state: Any) -> None:  # type: ignore[override]
+        (
+            self._paths,
+            self._case_ids,
+            self._images,
+            self._alignments,
+            self._checks,
+        ) = state
+
+
+def _with_alignment(ds: Dataset, label_alignment: LabelAlignment | None) -> Dataset:
+    """``ds`` with labels checked or aligned per ``label_alignment``."""
+    from pancreas.alignment import parse_label_alignment
+
+    if ds.labels is None:
+        return ds
+    alignments = parse_label_alignment(label_alignment, ds.case_ids)
+    labels = _AlignedLabels(
+        ds.labels.paths, ds.case_ids, images=ds.images, alignments=alignments
+    )
+    return Dataset(ds.images, labels, ds.case_ids, ds.name)
+
+
 # ---------------------------------------------------------------------------
 # Dataset
 # ---------------------------------------------------------------------------
@@ -481,6 +620,69 @@ class Dataset:
             )
         return parts[0], parts[1], parts[2]
 
+    def verify_labels(self) -> dict[str, LabelCheck]:
+        """Check every label against its image before training or evaluating.
+
+        Loads each case once (image and label) and checks that the label is
+        on the image's grid and that its HU profile fits the pancreas, as
+        the case's ``label_alignment`` option says (see
+        :func:`pancreas.alignment.check_label_alignment`). The verdicts are
+        kept, so reading the labels afterwards does not load the images
+        again. ``pancreas train`` and ``pancreas evaluate`` call this first.
+
+        Returns
+        -------
+        dict of str to LabelCheck
+            Per case id: the alignment applied and the HU profiles.
+
+        Raises
+        ------
+        ValueError
+            If the dataset has no labels.
+        LabelAlignmentError
+            If any label is refused: one message listing every refused case
+            and why (misaligned, on another grid, wrong values), with the
+            options that fix each.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from pancreas.io import save_volume
+        >>> from pancreas.phantom import make_synthetic_ct
+        >>> from pancreas.datasets import load_nifti_folder
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> folder = pathlib.Path(tmp.name)
+        >>> ct, label = make_synthetic_ct(shape=(64, 64, 12), random_state=0)
+        >>> _ = save_volume(ct, folder / "case1_ct.nii.gz")
+        >>> _ = save_volume(label, folder / "case1_seg.nii.gz")
+        >>> checks = load_nifti_folder(folder).verify_labels()
+        >>> checks["case1"].alignment
+        'as-is'
+        >>> tmp.cleanup()
+        """
+        from pancreas.alignment import LabelAlignmentError, check_label_alignment
+
+        if self.labels is None:
+            raise ValueError(f"{self.name}: no labels to verify")
+        results: dict[str, LabelCheck] = {}
+        refused: list[str] = []
+        for i, case in enumerate(self.case_ids):
+            try:
+                if isinstance(self.labels, _AlignedLabels):
+                    results[case] = self.labels.check(i)
+                else:
+                    results[case] = check_label_alignment(
+                        self.images[i], self.labels[i], case
+                    )
+            except InvalidVolumeError as exc:
+                refused.append(f"- {exc}")
+        if refused:
+            raise LabelAlignmentError(
+                f"{self.name}: {len(refused)} of {len(self)} label(s) refused "
+                "before training or evaluating:\n" + "\n".join(refused)
+            )
+        return results
+
 
 # ---------------------------------------------------------------------------
 # NIH Pancreas-CT
@@ -563,6 +765,8 @@ def load_nih_pancreas(
     *,
     labels: PathType | None = None,
     require_labels: bool = True,
+    drop_duplicates: bool = False,
+    label_alignment: LabelAlignment = "check",
 ) -> Dataset:
     """Find the NIH Pancreas-CT (TCIA) cohort on disk.
 
@@ -593,6 +797,22 @@ def load_nih_pancreas(
         If True, every case must have a label. If False, a cohort without any
         label file is returned with ``labels=None``; a cohort where only some
         cases have labels is still an error.
+    drop_duplicates : bool, default=False
+        Leave out PANCREAS_0025 and PANCREAS_0070 when they are on disk (the
+        82-case release): TCIA removed them in 2020 as scans of the same
+        patient as PANCREAS_0002, so keeping them can put one patient in
+        both the training and the test set.
+    label_alignment : str or dict of str to str, default="check"
+        What to do with each label before it is used, as a string for every
+        case or a dict ``{case_id: option}`` (other cases: ``"check"``; the
+        key ``"*"`` sets the default). ``"check"``: the first time a label is
+        read, its HU profile is compared with its in-plane flips and
+        transposes, and the read fails with a
+        :class:`~pancreas.alignment.LabelAlignmentError` if another
+        alignment is clearly more plausible; one
+        of :data:`pancreas.alignment.ALIGNMENTS` (``"flip-y"``,
+        ``"transpose"``, ...): apply it; ``"as-is"``: use the label as stored
+        without the check. See :meth:`Dataset.verify_labels`.
 
     Returns
     -------
@@ -612,9 +832,14 @@ def load_nih_pancreas(
 
     Notes
     -----
-    The cohort has 80 usable cases (PANCREAS_0025 and PANCREAS_0070 are
-    missing from the TCIA collection); the paper used 82 cases split 60/2/20,
-    see :meth:`Dataset.split`.
+    Both releases load. The collection first held 82 cases (the paper's);
+    in 2020 TCIA removed PANCREAS_0025 and PANCREAS_0070 as duplicates of
+    PANCREAS_0002, so a download today has 80 case folders while the label
+    archive still holds ``label0025`` and ``label0070``. Labels without a
+    case folder are skipped with a note in the ``pancreas`` log (level
+    INFO), not an error. With the 82-case release on disk, the duplicates are
+    kept unless ``drop_duplicates=True``; a note says so. The paper split its
+    82 cases 60/2/20 (see :meth:`Dataset.split` and :doc:`/reproduce`).
 
     Examples
     --------
@@ -655,6 +880,27 @@ def load_nih_pancreas(
         )
     case_ids = [p.name for p in case_dirs]
     case_numbers = [int(_NIH_CASE.match(c).group(1)) for c in case_ids]  # type: ignore[union-attr]
+    duplicates = [k for k in case_numbers if k in NIH_DUPLICATES]
+    if duplicates:
+        shown = ", ".join(f"PANCREAS_{k:04d}" for k in duplicates)
+        if drop_duplicates:
+            keep = [i for i, k in enumerate(case_numbers) if k not in duplicates]
+            series = [series[i] for i in keep]
+            case_ids = [case_ids[i] for i in keep]
+            case_numbers = [case_numbers[i] for i in keep]
+            log.info(
+                "NIH Pancreas-CT: left out %s (drop_duplicates=True; TCIA "
+                "removed them in 2020 as duplicates of PANCREAS_0002)",
+                shown,
+            )
+        else:
+            log.info(
+                "NIH Pancreas-CT: %s on disk (the 82-case release); TCIA "
+                "removed them in 2020 as duplicates of PANCREAS_0002: keep "
+                "them and PANCREAS_0002 in one part of a split, or pass "
+                "drop_duplicates=True",
+                shown,
+            )
     images = LazyVolumes(series, case_ids)
     name = "NIH Pancreas-CT"
 
@@ -682,6 +928,22 @@ def load_nih_pancreas(
             f"{_format_list(repr(str(s)) for s in searched)}; pass labels= the "
             "folder holding them, or require_labels=False for images only"
         )
+    orphans = sorted(set(label_files) - set(case_numbers))
+    if orphans:
+        removed = [k for k in orphans if k in NIH_DUPLICATES]
+        why = (
+            " (TCIA removed PANCREAS_0025 and PANCREAS_0070 in 2020 as "
+            "duplicates of PANCREAS_0002)"
+            if removed
+            else ""
+        )
+        log.info(
+            "NIH Pancreas-CT: skipped %d label file(s) without a case folder: "
+            "%s%s",
+            len(orphans),
+            _format_list(label_files[k].name for k in orphans),
+            why,
+        )
     missing = [
         c for c, k in zip(case_ids, case_numbers, strict=True) if k not in label_files
     ]
@@ -691,7 +953,7 @@ def load_nih_pancreas(
             f"labelNNNN.nii.gz in {str(label_dir)!r}: {_format_list(missing)}"
         )
     label_seq = LazyVolumes([label_files[k] for k in case_numbers], case_ids)
-    return Dataset(images, label_seq, case_ids, name)
+    return _with_alignment(Dataset(images, label_seq, case_ids, name), label_alignment)
 
 
 # ---------------------------------------------------------------------------
@@ -723,7 +985,12 @@ def _msd_entry_path(root: Path, entry: Any, where: str) -> Path:
     return root / entry  # pathlib drops the "./"; an absolute entry wins
 
 
-def load_msd_pancreas(root: PathType, *, subset: str = "training") -> Dataset:
+def load_msd_pancreas(
+    root: PathType,
+    *,
+    subset: str = "training",
+    label_alignment: LabelAlignment = "check",
+) -> Dataset:
     """Find the Medical Segmentation Decathlon ``Task07_Pancreas`` cohort.
 
     The expected layout is the one the Decathlon ships::
@@ -746,6 +1013,17 @@ def load_msd_pancreas(root: PathType, *, subset: str = "training") -> Dataset:
     subset : {"training", "test"}, default="training"
         ``"training"``: the labelled cases. ``"test"``: the unlabelled
         ``imagesTs`` cases (``labels`` is None).
+    label_alignment : str or dict of str to str, default="check"
+        What to do with each label before it is used, as a string for every
+        case or a dict ``{case_id: option}`` (other cases: ``"check"``; the
+        key ``"*"`` sets the default). ``"check"``: the first time a label is
+        read, its HU profile is compared with its in-plane flips and
+        transposes, and the read fails with a
+        :class:`~pancreas.alignment.LabelAlignmentError` if another
+        alignment is clearly more plausible; one
+        of :data:`pancreas.alignment.ALIGNMENTS` (``"flip-y"``,
+        ``"transpose"``, ...): apply it; ``"as-is"``: use the label as stored
+        without the check. See :meth:`Dataset.verify_labels`.
 
     Returns
     -------
@@ -766,8 +1044,10 @@ def load_msd_pancreas(root: PathType, *, subset: str = "training") -> Dataset:
     Notes
     -----
     MSD labels are 0 background, 1 pancreas, 2 tumour. Both 1 and 2 count
-    as pancreas downstream (non-zero = pancreas); the label volumes are
-    returned unchanged, so the tumour stays available.
+    as pancreas downstream (non-zero = pancreas) and in the HU check; the
+    label volumes are returned unchanged, so the tumour stays available.
+    MSD images and labels share a grid up to the rounding of their float32
+    NIfTI headers, which the pipeline's grid check tolerates.
 
     Examples
     --------
@@ -838,7 +1118,9 @@ def load_msd_pancreas(root: PathType, *, subset: str = "training") -> Dataset:
             if labels
             else None
         )
-        return Dataset(image_seq, label_seq, image_seq.case_ids, name)
+        return _with_alignment(
+            Dataset(image_seq, label_seq, image_seq.case_ids, name), label_alignment
+        )
 
     # No dataset.json (or no list in it): pair the folders by file name.
     if subset == "test":
@@ -858,7 +1140,7 @@ def load_msd_pancreas(root: PathType, *, subset: str = "training") -> Dataset:
             "dataset.json training list; expected the MSD Task07_Pancreas "
             "layout imagesTr/pancreas_001.nii.gz, labelsTr/pancreas_001.nii.gz"
         )
-    ds = load_nifti_folder(images_dir, labels_dir)
+    ds = load_nifti_folder(images_dir, labels_dir, label_alignment=label_alignment)
     if ds.labels is None:
         raise DatasetLayoutError(
             f"no label files in {str(labels_dir)!r}; expected "
@@ -897,6 +1179,7 @@ def load_nifti_folder(
     *,
     image_suffix: str | None = None,
     label_suffix: str | None = None,
+    label_alignment: LabelAlignment = "check",
 ) -> Dataset:
     """Pair CT and label NIfTI files in one or two folders by case name.
 
@@ -929,6 +1212,17 @@ def load_nifti_folder(
         The one suffix label files end with, e.g. ``"_seg"``. When given,
         only files ending with it are labels (in a separate labels folder,
         files without it are ignored).
+    label_alignment : str or dict of str to str, default="check"
+        What to do with each label before it is used, as a string for every
+        case or a dict ``{case_id: option}`` (other cases: ``"check"``; the
+        key ``"*"`` sets the default). ``"check"``: the first time a label is
+        read, its HU profile is compared with its in-plane flips and
+        transposes, and the read fails with a
+        :class:`~pancreas.alignment.LabelAlignmentError` if another
+        alignment is clearly more plausible; one
+        of :data:`pancreas.alignment.ALIGNMENTS` (``"flip-y"``,
+        ``"transpose"``, ...): apply it; ``"as-is"``: use the label as stored
+        without the check. See :meth:`Dataset.verify_labels`.
 
     Returns
     -------
@@ -1016,7 +1310,7 @@ def load_nifti_folder(
             )
         return Dataset(image_seq, None, case_ids, name)
 
-    return _paired_dataset(
+    ds = _paired_dataset(
         image_by_stem,
         label_by_stem,
         str(image_dir),
@@ -1027,6 +1321,7 @@ def load_nifti_folder(
         f"{_format_list(label_suffixes)} (labels) are stripped; pass "
         "image_suffix= / label_suffix= for other names",
     )
+    return _with_alignment(ds, label_alignment)
 
 
 def _paired_dataset(
@@ -1079,7 +1374,12 @@ def _glob_nifti(pattern: str, what: str) -> list[Path]:
     return files
 
 
-def load_nifti_glob(images: str, labels: str | None = None) -> Dataset:
+def load_nifti_glob(
+    images: str,
+    labels: str | None = None,
+    *,
+    label_alignment: LabelAlignment = "check",
+) -> Dataset:
     """Pair CT and label NIfTI files given by two glob patterns, by case name.
 
     Case names are file names without the extension and without one known
@@ -1093,6 +1393,17 @@ def load_nifti_glob(images: str, labels: str | None = None) -> Dataset:
         Glob pattern of the CT files, e.g. ``"data/*_ct.nii.gz"``.
     labels : str, optional
         Glob pattern of the label files; None gives an unlabelled dataset.
+    label_alignment : str or dict of str to str, default="check"
+        What to do with each label before it is used, as a string for every
+        case or a dict ``{case_id: option}`` (other cases: ``"check"``; the
+        key ``"*"`` sets the default). ``"check"``: the first time a label is
+        read, its HU profile is compared with its in-plane flips and
+        transposes, and the read fails with a
+        :class:`~pancreas.alignment.LabelAlignmentError` if another
+        alignment is clearly more plausible; one
+        of :data:`pancreas.alignment.ALIGNMENTS` (``"flip-y"``,
+        ``"transpose"``, ...): apply it; ``"as-is"``: use the label as stored
+        without the check. See :meth:`Dataset.verify_labels`.
 
     Returns
     -------
@@ -1136,7 +1447,7 @@ def load_nifti_glob(images: str, labels: str | None = None) -> Dataset:
     label_by_stem = _index_by_stem(
         stems(label_files, LABEL_SUFFIXES), Path(labels), "label"
     )
-    return _paired_dataset(
+    ds = _paired_dataset(
         image_by_stem,
         label_by_stem,
         images,
@@ -1146,3 +1457,4 @@ def load_nifti_glob(images: str, labels: str | None = None) -> Dataset:
         f"suffix ({_format_list(IMAGE_SUFFIXES)} for images, "
         f"{_format_list(LABEL_SUFFIXES)} for labels) are stripped",
     )
+    return _with_alignment(ds, label_alignment)

@@ -49,7 +49,15 @@ from pancreas._checks import (
 from pancreas.exceptions import InvalidVolumeError
 from pancreas.io import Volume, as_volume
 
-__all__ = ["CaseRecord", "as_records", "check_labels", "check_sequence", "make_record", "record_at"]
+__all__ = [
+    "CaseRecord",
+    "as_records",
+    "check_labels",
+    "check_sequence",
+    "make_record",
+    "record_at",
+    "world_difference",
+]
 
 
 @dataclass(eq=False)
@@ -155,11 +163,13 @@ class CaseRecord:
         Raises
         ------
         InvalidVolumeError
-            The label's shape differs from the image's; its affine differs
-            from the image's (checked whenever the label carries one: a
-            path, nibabel image or Volume); or it holds values other than
-            0, 1 and 2 (negative, larger, fractional, NaN), or is not
-            numeric.
+            The label's shape differs from the image's; it lies on another
+            grid than the image (checked whenever the label carries an
+            affine: a path, nibabel image or Volume; a label that stores the
+            image's grid in another voxel order, such as LAS for an RAS
+            image or with axes swapped, is reordered, not refused); or it
+            holds values other than 0, 1 and 2 (negative, larger,
+            fractional, NaN), or is not numeric.
         VolumeFileError, DicomSeriesError
             The label file cannot be read (see :func:`pancreas.io.load_volume`).
         """
@@ -167,25 +177,129 @@ class CaseRecord:
         where = self.case_id
         if vol.source is not None and vol.source != f"{self.case_id} label":
             where = f"{self.case_id} (label {vol.source})"
-        if vol.shape != self.native_shape:
-            raise InvalidVolumeError(
-                f"{where}: label of shape {vol.shape} does not match the "
-                f"image's shape {self.native_shape}; pass the label that belongs "
-                "to this image, on the image's own grid (resample it if needed)"
-            )
-        if not isinstance(label, np.ndarray | list | tuple):
-            # the label carries its own affine: it must be the image's
-            if not np.allclose(vol.affine, self.native_affine, atol=1e-3):
+        if isinstance(label, np.ndarray | list | tuple):
+            # a bare array has no grid of its own: it is on the image's voxels
+            if vol.shape != self.native_shape:
                 raise InvalidVolumeError(
-                    f"{where}: label affine differs from the image affine "
-                    f"({_describe_affine(vol.affine)} vs "
-                    f"{_describe_affine(self.native_affine)}, largest difference "
-                    f"{_max_difference(vol.affine, self.native_affine)}); the label "
-                    "must lie on the image's own grid: resample it onto the image, "
-                    "or fix its header if it was saved flipped or shifted"
+                    f"{where}: label of shape {vol.shape} does not match the "
+                    f"image's shape {self.native_shape}; pass the label that "
+                    "belongs to this image, on the image's own grid (resample "
+                    "it if needed)"
                 )
+            check_label_values(vol.array, where)
+            return self.to_canonical(np.asarray(vol.array) != 0)
         check_label_values(vol.array, where)
-        return self.to_canonical(np.asarray(vol.array) != 0)
+        return _label_on_image_grid(vol, self, where)
+
+
+#: Largest distance between where a label and its image put the same voxel
+#: centre, as a share of the image's smallest voxel size, for the label to be
+#: taken as lying on the image's grid.
+GRID_TOLERANCE = 0.05
+
+
+def _grid_corners(shape: tuple[int, ...]) -> NDArray[np.float64]:
+    """The 8 corner voxel indices of a grid, homogeneous, shape (4, 8)."""
+    idx = np.array(np.meshgrid(*[(0, n - 1) for n in shape[:3]], indexing="ij"))
+    idx = idx.reshape(3, -1).astype(np.float64)
+    return np.vstack([idx, np.ones((1, idx.shape[1]))])
+
+
+def world_difference(
+    affine: NDArray[np.float64],
+    reference: NDArray[np.float64],
+    shape: tuple[int, ...],
+) -> float:
+    """Largest distance in mm between two affines' voxel centres on one grid.
+
+    Parameters
+    ----------
+    affine, reference : ndarray of shape (4, 4)
+        Voxel-to-world affines of two volumes with the same voxel order.
+    shape : tuple of int
+        Shape of the grid; the distance is largest at one of its corners.
+
+    Returns
+    -------
+    float
+        The largest world-space distance (mm) between where ``affine`` and
+        ``reference`` put the same voxel index; ``inf`` if not finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.diag([0.8, 0.8, 2.0, 1.0])
+    >>> b = a.copy()
+    >>> b[:3, 3] = [0.0, 3.0, 4.0]  # shifted by 5 mm
+    >>> world_difference(a, b, (10, 10, 10))
+    5.0
+    """
+    corners = _grid_corners(shape)
+    diff = (np.asarray(affine) @ corners - np.asarray(reference) @ corners)[:3]
+    dist = np.sqrt((diff**2).sum(axis=0))
+    return float(dist.max()) if np.all(np.isfinite(dist)) else float("inf")
+
+
+def _label_on_image_grid(
+    vol: Volume, record: CaseRecord, where: str
+) -> NDArray[np.bool_]:
+    """A label that carries an affine, brought to the record's canonical grid.
+
+    The label may store the image's grid in another voxel order (LAS vs RAS,
+    axes swapped): nibabel's orientation tools reorder it. A label on a
+    genuinely different grid is refused with the largest world-space
+    difference between the two grids.
+    """
+    array = np.asarray(vol.array)
+    try:
+        ornt = orientations.io_orientation(vol.affine)
+    except Exception as exc:  # singular or non-finite affine
+        raise InvalidVolumeError(
+            f"{where}: the label's affine cannot place its voxels in space "
+            f"({_describe_affine(vol.affine)}): {exc}; fix the label's header"
+        ) from exc
+    if array.ndim != 3:
+        raise InvalidVolumeError(
+            f"{where}: label of shape {array.shape} does not match the image's "
+            f"shape {record.native_shape}; pass the label that belongs to this "
+            "image, on the image's own grid (resample it if needed)"
+        )
+    canonical = orientations.apply_orientation(array != 0, ornt)
+    affine = vol.affine @ orientations.inv_ornt_aff(ornt, array.shape)
+    reordered = not np.array_equal(
+        ornt, orientations.io_orientation(record.native_affine)
+    )
+    if canonical.shape != record.shape:
+        as_stored = (
+            f" (in the image's voxel order: {canonical.shape} vs "
+            f"{record.shape})"
+            if reordered
+            else ""
+        )
+        raise InvalidVolumeError(
+            f"{where}: label of shape {array.shape} does not match the "
+            f"image's shape {record.native_shape}{as_stored}; pass the label "
+            "that belongs to this image, on the image's own grid (resample it "
+            "if needed)"
+        )
+    distance = world_difference(affine, record.volume.affine, record.shape)
+    tolerance = GRID_TOLERANCE * min(record.spacing)
+    if not distance <= tolerance:
+        raise InvalidVolumeError(
+            f"{where}: label affine differs from the image affine and the "
+            "label lies on another grid, not the image's grid in another voxel "
+            f"order: the same voxel is up to {distance:.4g} mm apart in the "
+            f"two (tolerance {tolerance:.3g} mm; label "
+            f"{_describe_affine(vol.affine)}, image "
+            f"{_describe_affine(record.native_affine)}, largest affine entry "
+            f"difference {_max_difference(affine, record.volume.affine)} in "
+            "the image's voxel order). If the label was drawn on another scan "
+            "or resampled, resample it onto the image with nearest-neighbour "
+            "interpolation (nibabel.processing.resample_from_to(label, image, "
+            "order=0)); if its header was saved with a wrong origin or "
+            "spacing, fix the header"
+        )
+    return np.ascontiguousarray(canonical)
 
 
 def _describe_affine(affine: NDArray[np.float64]) -> str:

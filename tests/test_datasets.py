@@ -65,11 +65,13 @@ def write_ct_series(
     spacing: tuple[float, float, float] = (0.7, 0.7, 2.5),
     intercept: float = -1024.0,
     unsigned: bool = False,
+    origin: tuple[float, float, float] = (-10.0, -20.0, -50.0),
 ) -> Path:
     """Write ``hu`` (rows, columns, slices) as a DICOM CT series in ``folder``.
 
-    One file per slice, named like TCIA's (``1-001.dcm``); slices go up in
-    z by ``spacing[2]`` mm; stored values are ``hu - intercept``.
+    One file per slice, named like TCIA's (``1-001.dcm``); the first pixel
+    of the first slice is at ``origin`` (DICOM LPS mm); slices go up in z by
+    ``spacing[2]`` mm; stored values are ``hu - intercept``.
     """
     folder.mkdir(parents=True, exist_ok=True)
     rows, cols, n_slices = hu.shape
@@ -93,11 +95,11 @@ def write_ct_series(
         ds.Modality = "CT"
         ds.SeriesNumber = 1
         ds.InstanceNumber = k + 1
-        ds.ImagePositionPatient = [-10.0, -20.0, -50.0 + k * spacing[2]]
+        ds.ImagePositionPatient = [origin[0], origin[1], origin[2] + k * spacing[2]]
         ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
         ds.PixelSpacing = [spacing[0], spacing[1]]
         ds.SliceThickness = spacing[2]
-        ds.SliceLocation = -50.0 + k * spacing[2]
+        ds.SliceLocation = origin[2] + k * spacing[2]
         ds.Rows, ds.Columns = rows, cols
         ds.SamplesPerPixel = 1
         ds.PhotometricInterpretation = "MONOCHROME2"
@@ -453,7 +455,10 @@ class TestNIH:
         ]
 
     def test_indexing_loads_the_right_case(self, tmp_path, spy_loader):
-        ds = load_nih_pancreas(make_nih_tree(tmp_path / "nih"))
+        # "as-is": the labels as stored, no check (these fake labels are
+        # not on their images' grids)
+        root = make_nih_tree(tmp_path / "nih")
+        ds = load_nih_pancreas(root, label_alignment="as-is")
         for i, n in enumerate((1, 2, 10)):
             image = ds.images[i]
             assert spy_loader[-1] == ds.images.paths[i]
@@ -559,7 +564,9 @@ class TestMSD:
         assert all(p.is_file() for p in [*ds.images.paths, *ds.labels.paths])
 
     def test_indexing_and_tumour_label_kept(self, tmp_path, spy_loader):
-        ds = load_msd_pancreas(make_msd_tree(tmp_path / "Task07_Pancreas"))
+        ds = load_msd_pancreas(
+            make_msd_tree(tmp_path / "Task07_Pancreas"), label_alignment="as-is"
+        )
         image, label = ds.images[1], ds.labels[1]
         assert spy_loader == [ds.images.paths[1], ds.labels.paths[1]]
         np.testing.assert_array_equal(image.array, case_array(4))
@@ -634,7 +641,9 @@ class TestNiftiFolder:
         for k in (2, 10, 1):
             write_nifti(tmp_path / "images" / f"case{k}.nii.gz", case_array(k))
             write_nifti(tmp_path / "labels" / f"case{k}.nii.gz", label_array(k))
-        ds = load_nifti_folder(tmp_path / "images", tmp_path / "labels")
+        ds = load_nifti_folder(
+            tmp_path / "images", tmp_path / "labels", label_alignment="as-is"
+        )
         assert spy_loader == []
         assert ds.case_ids == ["case1", "case2", "case10"]
         assert ds.name == "images"
@@ -763,3 +772,305 @@ def test_public_names():
     assert pancreas.load_nih_pancreas is load_nih_pancreas
     assert pancreas.load_msd_pancreas is load_msd_pancreas
     assert pancreas.load_nifti_folder is load_nifti_folder
+
+
+# ---------------------------------------------------------------------------
+# labels as real datasets store them: voxel order, grid, alignment
+# ---------------------------------------------------------------------------
+
+PHANTOM_SHAPE = (96, 96, 16)
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    """A realistic CT (HU) and its pancreas label, on an RAS grid."""
+    from pancreas.phantom import make_synthetic_ct
+
+    return make_synthetic_ct(shape=PHANTOM_SHAPE, random_state=0)
+
+
+def write_phantom_series(folder: Path, ct: Volume) -> Path:
+    """Write the RAS phantom as a DICOM series on the same world grid.
+
+    DICOM's patient frame is LPS and a slice's pixel (row r, column c) lies
+    at ImagePositionPatient + c * x-spacing + r * y-spacing (rows along
+    -x_RAS, columns along -y_RAS here), so the series is the phantom with
+    both in-plane axes reversed.
+    """
+    dx, dy, dz = ct.spacing
+    nx, ny, _ = ct.shape
+    ox, oy, oz = ct.affine[:3, 3]
+    far = ct.affine @ np.array([nx - 1, ny - 1, 0, 1.0])
+    hu = np.asarray(ct.array)[::-1, ::-1, :].transpose(1, 0, 2)
+    return write_ct_series(
+        folder,
+        hu.astype(np.float64),
+        spacing=(dy, dx, dz),
+        origin=(-far[0], -far[1], oz),
+    )
+
+
+def nifti_like(array: np.ndarray, affine: np.ndarray, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(np.asarray(array, np.uint8), affine), str(path))
+    return path
+
+
+def image_grid_label(ct: Volume, label: Volume, tmp_path: Path):
+    """The label on the DICOM series' own voxel grid, and that grid's affine."""
+    series = write_phantom_series(tmp_path / "probe", ct)
+    dicom = load_volume_checked(series, ct)
+    native = np.asarray(label.array)[::-1, ::-1, :]
+    return native, dicom.affine
+
+
+def load_volume_checked(series: Path, ct: Volume) -> Volume:
+    """Load a written series and check it is the phantom on its world grid."""
+    from pancreas.io import load_volume
+    from pancreas.record import make_record
+
+    dicom = load_volume(series)
+    rec = make_record(dicom, "probe")
+    np.testing.assert_array_equal(rec.volume.array, ct.array)
+    np.testing.assert_allclose(rec.volume.affine, ct.affine, atol=1e-3)
+    return dicom
+
+
+def nih_phantom_tree(root: Path, ct: Volume, labels: dict[int, tuple]) -> Path:
+    """NIH layout of DICOM series of ``ct``; labels {case: (array, affine)}."""
+    for n, (array, affine) in labels.items():
+        case = root / "Pancreas-CT" / f"PANCREAS_{n:04d}"
+        write_phantom_series(case / "11-24-2015-PANCREAS" / f"Pancreas-{n}", ct)
+        nifti_like(array, affine, root / "labels" / f"label{n:04d}.nii.gz")
+    return root
+
+
+class TestLabelGeometry:
+    """Item 1: same world grid in another voxel order is reordered."""
+
+    def test_las_and_swapped_axes_labels_are_reordered(self, tmp_path, phantom):
+        from nibabel.orientations import axcodes2ornt, ornt_transform
+
+        from pancreas.record import make_record
+
+        ct, label = phantom
+        native, affine = image_grid_label(ct, label, tmp_path)
+        stored = nib.Nifti1Image(native.astype(np.uint8), affine)  # LPS
+        ras = nib.as_closest_canonical(stored)
+        las = ras.as_reoriented(
+            ornt_transform(axcodes2ornt("RAS"), axcodes2ornt("LAS"))
+        )
+        swapped = ras.as_reoriented(
+            ornt_transform(axcodes2ornt("RAS"), axcodes2ornt("ASR"))
+        )
+        assert nib.aff2axcodes(las.affine) == ("L", "A", "S")
+        assert swapped.shape == (96, 16, 96)
+        tree = {1: (native, affine), 2: (las.get_fdata(), las.affine)}
+        tree[3] = (swapped.get_fdata(), swapped.affine)
+        root = nih_phantom_tree(tmp_path / "nih", ct, tree)
+        ds = load_nih_pancreas(root / "Pancreas-CT", labels=root / "labels")
+        checks = ds.verify_labels()
+        assert [c.alignment for c in checks.values()] == ["as-is"] * 3
+        for i in range(3):
+            rec = make_record(ds.images[i], ds.case_ids[i])
+            np.testing.assert_array_equal(
+                rec.label_array(ds.labels[i]), label.array > 0
+            )
+
+    def test_label_on_another_grid_is_refused(self, tmp_path, phantom):
+        ct, label = phantom
+        native, affine = image_grid_label(ct, label, tmp_path)
+        shifted = affine.copy()
+        shifted[:3, 3] += [0.0, 3.0, 4.0]  # 5 mm away
+        root = nih_phantom_tree(
+            tmp_path / "nih", ct, {1: (native, affine), 2: (native, shifted)}
+        )
+        ds = load_nih_pancreas(root / "Pancreas-CT", labels=root / "labels")
+        from pancreas.alignment import LabelAlignmentError
+
+        with pytest.raises(LabelAlignmentError) as err:
+            ds.verify_labels()
+        message = str(err.value)
+        assert "1 of 2 label(s) refused" in message
+        assert "PANCREAS_0002" in message and "PANCREAS_0001" not in message
+        assert "up to 5 mm apart" in message
+        assert "resample_from_to" in message
+
+
+class TestLabelAlignment:
+    """Item 2: flipped or transposed labels with consistent headers."""
+
+    @pytest.fixture
+    def tree(self, tmp_path, phantom):
+        ct, label = phantom
+        native, affine = image_grid_label(ct, label, tmp_path)
+        labels = {
+            1: (native, affine),  # right
+            2: (native[:, ::-1, :], affine),  # flipped along y, same header
+            3: (native.transpose(1, 0, 2), affine),  # transposed, same header
+        }
+        root = nih_phantom_tree(tmp_path / "nih", ct, labels)
+        return root / "Pancreas-CT", root / "labels"
+
+    def test_misaligned_labels_are_caught_and_named(self, tree):
+        from pancreas.alignment import LabelAlignmentError
+
+        ds = load_nih_pancreas(tree[0], labels=tree[1])
+        assert ds.labels[0].shape == PHANTOM_SHAPE  # the right one reads
+        with pytest.raises(LabelAlignmentError) as err:
+            ds.labels[1]
+        message = str(err.value)
+        assert message.startswith("PANCREAS_0002: the label does not look aligned")
+        assert "with the label flip-y it has median" in message
+        assert "PANCREAS_0002=flip-y" in message and "=as-is" in message
+        with pytest.raises(LabelAlignmentError) as err:
+            ds.verify_labels()
+        message = str(err.value)
+        assert "2 of 3 label(s) refused" in message
+        assert "with the label flip-y" in message
+        assert "with the label transpose it has" in message
+        assert "- PANCREAS_0001" not in message
+
+    def test_alignment_option_applies_the_fix(self, tree, phantom):
+        from pancreas.record import make_record
+
+        ct, label = phantom
+        fix = {"PANCREAS_0002": "flip-y", "PANCREAS_0003": "transpose"}
+        ds = load_nih_pancreas(tree[0], labels=tree[1], label_alignment=fix)
+        checks = ds.verify_labels()
+        applied = [c.alignment for c in checks.values()]
+        assert applied == ["as-is", "flip-y", "transpose"]
+        assert checks["PANCREAS_0002"].profiles["as-is"].implausibility < 0.25
+        for i in range(3):
+            rec = make_record(ds.images[i], ds.case_ids[i])
+            np.testing.assert_array_equal(
+                rec.label_array(ds.labels[i]), label.array > 0
+            )
+
+    def test_as_is_overrides_the_check(self, tree, phantom):
+        from pancreas.record import make_record
+
+        ct, label = phantom
+        ds = load_nih_pancreas(tree[0], labels=tree[1], label_alignment="as-is")
+        ds.verify_labels()  # not judged
+        rec = make_record(ds.images[1], "PANCREAS_0002")
+        stored = rec.label_array(ds.labels[1])
+        np.testing.assert_array_equal(stored, label.array[:, ::-1] > 0)
+
+    def test_split_subsets_keep_the_options(self, tree):
+        ds = load_nih_pancreas(
+            tree[0], labels=tree[1], label_alignment={"*": "as-is"}
+        )
+        train, _, test = ds.split(2, 0, 1, random_state=0)
+        assert train.labels.alignments == ["as-is", "as-is"]
+        again = pickle.loads(pickle.dumps(test.labels))
+        assert again.case_ids == test.case_ids and again.alignments == ["as-is"]
+
+    def test_unknown_option_or_case(self, tree):
+        with pytest.raises(ValueError, match="unknown option"):
+            load_nih_pancreas(tree[0], labels=tree[1], label_alignment="flip-z")
+        with pytest.raises(ValueError, match="not in the cohort: PANCREAS_0009"):
+            load_nih_pancreas(
+                tree[0], labels=tree[1], label_alignment={"PANCREAS_0009": "flip-y"}
+            )
+
+    def test_cli_train_stops_before_training(self, tree, tmp_path, capsys):
+        from pancreas.cli import main
+
+        argv = ["--quiet", "train", "--nih", str(tree[0]), str(tree[1])]
+        code = main([*argv, "-o", str(tmp_path / "model")])
+        err = capsys.readouterr().err
+        assert code == 2
+        assert "PANCREAS_0002=flip-y" in err and "PANCREAS_0003" in err
+        assert "--label-alignment" in err
+        assert not (tmp_path / "model").exists()
+
+
+class TestNIHReleases:
+    """Item 3: the 82- and 80-case releases of NIH Pancreas-CT."""
+
+    def test_80_case_release_skips_labels_25_and_70(self, tmp_path, caplog):
+        root = make_nih_tree(tmp_path / "nih", numbers=(1, 2, 10), with_labels=())
+        labels = tmp_path / "TCIA_pancreas_labels-02-05-2017"
+        for n in (1, 2, 10, 25, 70):
+            write_nifti(labels / f"label{n:04d}.nii.gz", label_array(n))
+        with caplog.at_level("INFO", logger="pancreas"):
+            ds = load_nih_pancreas(root, labels=labels)
+        assert ds.case_ids == ["PANCREAS_0001", "PANCREAS_0002", "PANCREAS_0010"]
+        note = caplog.text
+        assert "skipped 2 label file(s) without a case folder" in note
+        assert "label0025.nii.gz, label0070.nii.gz" in note
+        assert "duplicates of PANCREAS_0002" in note
+
+    def test_82_case_release_keeps_or_drops_the_duplicates(self, tmp_path, caplog):
+        root = make_nih_tree(tmp_path / "nih", numbers=(1, 2, 25, 70))
+        with caplog.at_level("INFO", logger="pancreas"):
+            ds = load_nih_pancreas(root)
+        assert len(ds) == 4
+        assert "PANCREAS_0025, PANCREAS_0070 on disk (the 82-case release)" in (
+            caplog.text
+        )
+        ds = load_nih_pancreas(root, drop_duplicates=True)
+        assert ds.case_ids == ["PANCREAS_0001", "PANCREAS_0002"]
+        assert names(ds.labels.paths) == ["label0001.nii.gz", "label0002.nii.gz"]
+
+    def test_tcia_manifest_layout_with_metadata(self, tmp_path, phantom):
+        ct, label = phantom
+        top = tmp_path / "manifest-1599750808610"
+        native, affine = image_grid_label(ct, label, tmp_path)
+        case = top / "Pancreas-CT" / "PANCREAS_0001"
+        series = case / "11-24-2015-PANCREAS0001-Pancreas-18957" / "Pancreas-99667"
+        write_phantom_series(series, ct)
+        (top / "metadata.csv").write_text("Series UID,Collection\n1.2.3,Pancreas-CT\n")
+        labels = tmp_path / "TCIA_pancreas_labels-02-05-2017"
+        nifti_like(native, affine, labels / "label0001.nii.gz")
+        ds = load_nih_pancreas(top, labels=labels)
+        assert (series / "1-001.dcm").is_file()
+        assert ds.images.paths == [series]
+        assert ds.verify_labels()["PANCREAS_0001"].alignment == "as-is"
+
+
+class TestMSDGeometry:
+    """Item 3: MSD Task07 as shipped: tumour = 2, float32 headers, qform only."""
+
+    def test_tumour_counts_and_msd_headers_are_accepted(self, tmp_path, phantom):
+        from pancreas.record import make_record
+
+        ct, label = phantom
+        root = tmp_path / "Task07_Pancreas"
+        # an LPS-stored image, as the MSD ships NIfTI converted from DICOM
+        image = nib.as_closest_canonical(nib.Nifti1Image(ct.array, ct.affine))
+        from nibabel.orientations import axcodes2ornt, ornt_transform
+
+        lps = image.as_reoriented(
+            ornt_transform(axcodes2ornt("RAS"), axcodes2ornt("LPS"))
+        )
+        img_path = root / "imagesTr" / "pancreas_001.nii.gz"
+        img_path.parent.mkdir(parents=True)
+        nib.save(lps, str(img_path))
+        lab = np.asarray(label.array, np.uint8).copy()
+        inside = np.argwhere(lab)
+        tumour = tuple(inside[: len(inside) // 4].T)
+        lab[tumour] = 2
+        lab_img = lps.__class__(
+            nib.orientations.apply_orientation(
+                lab, ornt_transform(axcodes2ornt("RAS"), axcodes2ornt("LPS"))
+            ),
+            None,
+        )
+        # the label's header: qform only, its affine through float32 rounding
+        qform = lps.affine.astype(np.float32).astype(np.float64)
+        qform[:3, 3] += 1e-4
+        lab_img.set_qform(qform, code=1)
+        lab_img.set_sform(None, code=0)
+        lab_path = root / "labelsTr" / "pancreas_001.nii.gz"
+        lab_path.parent.mkdir(parents=True)
+        nib.save(lab_img, str(lab_path))
+        assert not np.array_equal(nib.load(lab_path).affine, nib.load(img_path).affine)
+
+        ds = load_msd_pancreas(root)
+        assert ds.verify_labels()["pancreas_001"].alignment == "as-is"
+        stored = ds.labels[0]
+        assert set(np.unique(stored.array)) == {0, 1, 2}
+        rec = make_record(ds.images[0], "pancreas_001")
+        np.testing.assert_array_equal(rec.label_array(stored), label.array > 0)
