@@ -123,6 +123,28 @@ class DiskVolume:
         self.path = Path(path)
         stored, self.dtype, self._offset = _npy_header(self.path)
         self.shape = (stored[1], stored[2], stored[0])
+        self._fd: tuple[int, int] | None = None  # (pid, descriptor)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_fd"] = None  # a descriptor does not travel to another process
+        return state
+
+    def __del__(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file (it is reopened on the next read)."""
+        fd = getattr(self, "_fd", None)
+        if fd is not None and fd[0] == os.getpid():
+            with contextlib.suppress(OSError):
+                os.close(fd[1])
+        self._fd = None
+
+    def _descriptor(self) -> int:
+        if self._fd is None or self._fd[0] != os.getpid():
+            self._fd = (os.getpid(), os.open(self.path, os.O_RDONLY))
+        return self._fd[1]
 
     @classmethod
     def write(cls, path: str | os.PathLike[str], array: NDArray[Any]) -> DiskVolume:
@@ -136,11 +158,7 @@ class DiskVolume:
         item = self.dtype.itemsize
         start = self._offset + ((int(k) * n_i + int(r0)) * n_j) * item
         nbytes = (int(r1) - int(r0)) * n_j * item
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            data = os.pread(fd, nbytes, start)
-        finally:
-            os.close(fd)
+        data = os.pread(self._descriptor(), nbytes, start)
         if len(data) != nbytes:
             raise OSError(f"{self.path}: short read ({len(data)} of {nbytes} bytes)")
         return np.frombuffer(data, dtype=self.dtype).reshape(int(r1) - int(r0), n_j)

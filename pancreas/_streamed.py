@@ -24,6 +24,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -444,36 +445,55 @@ def streamed_fit(
     """
     sp_gen, cascade, convnet, refiner = (est for _, est in pipeline.steps)
     counter: dict[str, int] = {}
+    times: dict[str, float] = {}
     verbose = int(getattr(cascade, "verbose", 0))
     sp_gen.fit()
     with _work_folder(work_dir) as folder:
         store = _CaseStore(folder, sp_gen, cascade)
-        keys, names = _prepare(X, y, store, verbose, "prepare cases", counter)
-        val_keys, val_names = [], []
-        if X_val is not None:
-            val_keys, val_names = _prepare(
-                X_val, y_val, store, verbose, "prepare validation", counter
-            )
+        with _timed(times, "cases"):
+            keys, names = _prepare(X, y, store, verbose, "prepare cases", counter)
+            val_keys, val_names = [], []
+            if X_val is not None:
+                val_keys, val_names = _prepare(
+                    X_val, y_val, store, verbose, "prepare validation", counter
+                )
         with local_threads():
             _fit_models(
-                pipeline, store, folder, keys, names, val_keys, val_names, counter
+                pipeline,
+                store,
+                folder,
+                (keys, names),
+                (val_keys, val_names),
+                counter,
+                times,
             )
     pipeline.streamed_counts_ = dict(counter)
+    pipeline.streamed_times_ = {k: round(v, 2) for k, v in times.items()}
     return counter
+
+
+@contextlib.contextmanager
+def _timed(times: dict[str, float], name: str) -> Any:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        times[name] = times.get(name, 0.0) + time.perf_counter() - start
 
 
 def _fit_models(
     pipeline: Any,
     store: _CaseStore,
     folder: WorkFolder,
-    keys: list[str],
-    names: list[str],
-    val_keys: list[str],
-    val_names: list[str],
+    train: tuple[list[str], list[str]],
+    val: tuple[list[str], list[str]],
     counter: dict[str, int],
+    times: dict[str, float],
 ) -> None:
     from pancreas._checks import check_any_pancreas
 
+    keys, names = train
+    val_keys, val_names = val
     sp_gen, cascade, convnet, refiner = (est for _, est in pipeline.steps)
     deterministic = cascade.random_state is not None and isinstance(
         cascade.random_state, int | np.integer
@@ -490,37 +510,41 @@ def _fit_models(
     else:
         # one flag per case, not every label in memory at once
         check_any_pancreas([np.array([store.label(k).any()]) for k in keys], names)
-        cascade._fit_cases(_StoredCases(store, keys, names))
+        with _timed(times, "forests"):
+            cascade._fit_cases(_StoredCases(store, keys, names))
         with folder.entry(f"{fit_dir}/forests") as tmp:
             _save_cascade(cascade, tmp)
         counter["forests computed"] = 1
 
     # each case's candidates and the ConvNet's table
     fitted = _FittedCases(store, fit_dir, convnet)
-    for key, name in zip(keys, names, strict=True):
-        fitted.compute(key, name, counter)
+    with _timed(times, "candidates"):
+        for key, name in zip(keys, names, strict=True):
+            fitted.compute(key, name, counter)
     tables = [fitted.table(k) for k in keys]
     net_key = _params_key(convnet)
     checkpoint = folder.path(f"{fit_dir}/convnet-{net_key}") if deterministic else None
     epochs_before = _completed_epochs(checkpoint)
-    convnet._fit_table(
-        [t[0] for t in tables],
-        [t[1] for t in tables],
-        [store.disk_volume(k) for k in keys],
-        [tuple(store.meta(k)["spacing"]) for k in keys],
-        names,
-        checkpoint=checkpoint,
-    )
+    with _timed(times, "convnet"):
+        convnet._fit_table(
+            [t[0] for t in tables],
+            [t[1] for t in tables],
+            [store.disk_volume(k) for k in keys],
+            [tuple(store.meta(k)["spacing"]) for k in keys],
+            names,
+            checkpoint=checkpoint,
+        )
     if epochs_before:
         counter["ConvNet epochs reused"] = epochs_before
 
     # the refiner, on the validation cases when given
     use_keys, use_names = (val_keys, val_names) if val_keys else (keys, names)
-    for key, name in zip(use_keys, use_names, strict=True):
-        fitted.compute(key, name, counter)
-    records = _LazyRecords(store, fitted, use_keys, use_names)
-    labels = _LazyLabels(store, use_keys)
-    refiner.fit(records, labels)
+    with _timed(times, "refiner"):
+        for key, name in zip(use_keys, use_names, strict=True):
+            fitted.compute(key, name, counter)
+        records = _LazyRecords(store, fitted, use_keys, use_names)
+        labels = _LazyLabels(store, use_keys)
+        refiner.fit(records, labels)
 
 
 class _LazyLabels:

@@ -189,6 +189,10 @@ def _train(args: argparse.Namespace) -> int:
             "work folder: %s",
             ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
         )
+        log.info(
+            "stage times: %s",
+            ", ".join(f"{k} {v:.1f} s" for k, v in pipe.streamed_times_.items()),
+        )
     training = {
         "dataset": ds.name,
         **cohort_summary(train.images),
