@@ -38,7 +38,7 @@ from pancreas.exceptions import InvalidVolumeError
 from pancreas.record import CaseRecord, as_records, check_labels
 from pancreas.superpixels import _check_window, superpixel_label_fractions, window_hu
 
-__all__ = ["RFCascade", "candidate_mask", "candidate_recall"]
+__all__ = ["RFCascade", "body_depth", "candidate_mask", "candidate_recall"]
 
 # Patch sizes (side, mm) of the local intensity statistics, and the scales
 # (mm) of the texture filters and of the context of the response map.
@@ -46,13 +46,11 @@ _PATCH_SIZES_MM = (5.0, 11.0, 21.0, 41.0)
 _GRADIENT_SIGMAS_MM = (1.0, 3.0)
 _LOG_SIGMAS_MM = (2.0, 4.0)
 _CONTEXT_SIGMAS_MM = (5.0, 15.0)
+# Location, from anatomy and in mm only: nothing that moves when the scan
+# covers more or less of the patient (no offset from the body's centroid or
+# extent, no height between the first and last slice).
 _LOCATION_NAMES = (
-    "dx_mm",
-    "dy_mm",
-    "dx_rel",
-    "dy_rel",
     "depth_mm",
-    "z_rel",
     "dx_spine_mm",
     "dy_spine_mm",
 )
@@ -146,19 +144,39 @@ def _spine_landmarks(
 
 
 def _geometry(
-    mask: NDArray[np.bool_], hu: NDArray[Any], spacing: Any, grid_spacing: float
+    mask: NDArray[np.bool_],
+    hu: NDArray[Any],
+    spacing: Any,
+    grid_spacing: float,
+    origin: Any = (0.0, 0.0),
 ) -> _Geometry:
+    """The body's box and the level-1 grid of a case.
+
+    The grid is anchored in world coordinates (``origin``: the world
+    position of voxel (0, 0) along the two in-plane axes, in mm): a point
+    lies on it wherever the same anatomy lies, whatever the scan's extent,
+    so a scan cropped in z or in-plane samples the same patch centres.
+    """
     sx, sy, sz = (float(s) for s in spacing[:3])
     rows = np.flatnonzero(mask.any(axis=(1, 2)))
     cols = np.flatnonzero(mask.any(axis=(0, 2)))
     zs = np.flatnonzero(mask.any(axis=(0, 1)))
+    steps = (max(1, round(grid_spacing / sx)), max(1, round(grid_spacing / sy)))
     if rows.size == 0:
         box = (slice(0, 0), slice(0, 0))
         z_range = (0, 0)
     else:
-        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        starts = []
+        for first, step, size, o in zip(
+            (rows[0], cols[0]), steps, (sx, sy), origin, strict=True
+        ):
+            phase = round(-float(o) / size) % step  # index of a world grid line
+            starts.append(int(first) - (int(first) - phase) % step)
+        box = (
+            slice(max(starts[0], 0), rows[-1] + 1),
+            slice(max(starts[1], 0), cols[-1] + 1),
+        )
         z_range = (int(zs[0]), int(zs[-1]))
-    steps = (max(1, round(grid_spacing / sx)), max(1, round(grid_spacing / sy)))
     height = box[0].stop - box[0].start
     width = box[1].stop - box[1].start
     coarse = (-(-height // steps[0]), -(-width // steps[1]), mask.shape[2])
@@ -198,10 +216,7 @@ class _Slice:
 
     image: NDArray[np.float32]
     mask: NDArray[np.bool_]
-    centre: tuple[float, float]
-    half_extent: tuple[float, float]
     depth: NDArray[np.float32]
-    z_rel: float
     spine: tuple[float, float]
 
 
@@ -218,19 +233,43 @@ def _make_slice(
     image = window_hu(
         np.asarray(rec.volume.array)[geom.box[0], geom.box[1], k], hu_window
     )
-    rows, cols = np.nonzero(m)
-    centre = (float(rows.mean()), float(cols.mean()))
-    half = (
-        max((rows.max() - rows.min() + 1) / 2.0, 1.0),
-        max((cols.max() - cols.min() + 1) / 2.0, 1.0),
-    )
-    depth = ndimage.distance_transform_edt(np.pad(m, 1), sampling=geom.spacing[:2])[
-        1:-1, 1:-1
-    ].astype(np.float32)
-    z0, z1 = geom.z_range
-    z_rel = (k - z0) / max(z1 - z0, 1)
+    depth = body_depth(mask[:, :, k], geom.spacing[:2])[geom.box[0], geom.box[1]]
     spine = (float(geom.spine[k, 0]), float(geom.spine[k, 1]))
-    return _Slice(image, m, centre, half, depth, float(z_rel), spine)
+    return _Slice(image, m, depth, spine)
+
+
+def body_depth(
+    body: NDArray[np.bool_], spacing: tuple[float, float]
+) -> NDArray[np.float32]:
+    """Distance in mm from each pixel of an axial slice to the body's surface.
+
+    Where the body reaches the edge of the image (a field of view narrower
+    than the patient), it is taken to go on beyond it: the edge is not a
+    surface, so a pixel's depth does not change when the field of view is
+    cropped, as long as the nearest true surface stays inside it.
+
+    Parameters
+    ----------
+    body : ndarray of bool of shape (I, J)
+        The body mask of one slice.
+    spacing : (float, float)
+        Pixel size in mm along the two axes.
+
+    Returns
+    -------
+    ndarray of float32 of shape (I, J)
+        0 outside the body.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> body = np.zeros((5, 9), bool); body[1:4, :] = True  # cut at both sides
+    >>> body_depth(body, (1.0, 2.0))[2].tolist()
+    [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+    """
+    padded = np.pad(np.asarray(body, dtype=bool), 1, mode="edge")
+    depth = ndimage.distance_transform_edt(padded, sampling=spacing)
+    return depth[1:-1, 1:-1].astype(np.float32)
 
 
 def _location(
@@ -240,15 +279,8 @@ def _location(
     depth: NDArray[Any],
     spacing: tuple[float, float, float],
 ) -> list:
-    dr = rows - sl.centre[0]
-    dc = cols - sl.centre[1]
     return [
-        dr * spacing[0],
-        dc * spacing[1],
-        dr / sl.half_extent[0],
-        dc / sl.half_extent[1],
         depth,
-        np.full(rows.shape, sl.z_rel),
         (rows - sl.spine[0]) * spacing[0],
         (cols - sl.spine[1]) * spacing[1],
     ]
@@ -936,7 +968,8 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         """
         mask = self._body(rec)
         hu = np.asarray(rec.volume.array)
-        geom = _geometry(mask, hu, rec.spacing, float(self.grid_spacing))
+        origin = np.asarray(rec.volume.affine)[:2, 3]
+        geom = _geometry(mask, hu, rec.spacing, float(self.grid_spacing), origin)
         sp_all = np.asarray(rec.superpixels)
 
         def work(z: int, sl: _Slice) -> tuple[tuple, tuple | None]:

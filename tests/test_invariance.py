@@ -1,0 +1,94 @@
+"""A trained pipeline gives the same mask whatever the scan covers and however it is stored.
+
+Reduced-size versions of the checks of the real-scans issue: the full-size
+numbers come from ``benchmarks/bench_invariance.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from nibabel.orientations import axcodes2ornt, ornt_transform
+
+from pancreas.cascade import body_depth
+from pancreas.io import Volume
+from pancreas.metrics import dice_score
+from pancreas.phantom import make_phantom_cohort
+from pancreas.pipeline import make_roth2015_pipeline
+
+pytest.importorskip("keras")
+
+SHAPE = (64, 64, 24)
+
+
+@pytest.fixture(scope="module")
+def fitted_and_held_out():
+    images, labels = make_phantom_cohort(6, shape=SHAPE, random_state=11)
+    pipe = make_roth2015_pipeline(preset="tiny", random_state=0)
+    pipe.fit(images[:3], labels[:3], X_val=images[3:4], y_val=labels[3:4])
+    return pipe, images[4:], labels[4:]
+
+
+def crop_volume(vol: Volume, box: tuple[slice, ...]) -> Volume:
+    """A sub-volume with the affine that keeps every voxel where it was."""
+    start = [s.indices(n)[0] for s, n in zip(box, vol.shape, strict=True)]
+    affine = vol.affine.copy()
+    affine[:3, 3] = (vol.affine @ np.r_[start, 1.0])[:3]
+    return Volume(np.asarray(vol.array)[box], affine)
+
+
+def fov_box(ct: Volume, label: Volume, margin_mm: float = 30.0, fov_mm: float = 350.0):
+    """The pancreas plus ``margin_mm`` along z, ``fov_mm`` in-plane, centred."""
+    sp = ct.spacing
+    zs = np.flatnonzero((np.asarray(label.array) > 0).any(axis=(0, 1)))
+    m = int(np.ceil(margin_mm / sp[2]))
+    z = slice(max(int(zs[0]) - m, 0), min(int(zs[-1]) + m + 1, ct.shape[2]))
+    inplane = []
+    for axis in (0, 1):
+        n = min(int(round(fov_mm / sp[axis])), ct.shape[axis])
+        start = (ct.shape[axis] - n) // 2
+        inplane.append(slice(start, start + n))
+    return (inplane[0], inplane[1], z)
+
+
+@pytest.mark.slow
+def test_cropped_field_of_view_gives_the_same_mask_on_the_overlap(
+    fitted_and_held_out,
+):
+    pipe, images, labels = fitted_and_held_out
+    for ct, label in zip(images, labels, strict=True):
+        full = pipe.predict([ct])[0]
+        assert full.sum() > 20, "the model must find the pancreas for this to test"
+        box = fov_box(ct, label)
+        cropped = crop_volume(ct, box)
+        assert cropped.shape[2] < ct.shape[2]
+        mask = pipe.predict([cropped])[0]
+        assert dice_score(full[box], mask) >= 0.95
+
+
+@pytest.mark.slow
+def test_stored_orientation_does_not_change_the_mask(fitted_and_held_out):
+    import nibabel as nib
+
+    pipe, images, _ = fitted_and_held_out
+    ct = images[0]
+    ras = nib.Nifti1Image(np.asarray(ct.array), ct.affine)
+    reference = pipe.predict([ras])[0]
+    for codes in (("L", "P", "S"), ("A", "S", "R")):  # LPS; sagittal slices
+        other = ras.as_reoriented(ornt_transform(axcodes2ornt("RAS"), axcodes2ornt(codes)))
+        mask = pipe.predict([other])[0]
+        back = nib.Nifti1Image(mask, other.affine).as_reoriented(
+            ornt_transform(axcodes2ornt(codes), axcodes2ornt("RAS"))
+        )
+        np.testing.assert_array_equal(np.asarray(back.dataobj), reference)
+
+
+def test_body_depth_ignores_the_edge_of_a_cropped_field_of_view():
+    body = np.zeros((40, 60), bool)
+    body[5:35, 5:55] = True
+    full = body_depth(body, (1.0, 1.0))
+    # the same body seen through a field of view that cuts it at both sides
+    cut = body_depth(body[:, 20:40], (1.0, 1.0))
+    np.testing.assert_allclose(cut[:, 5:15], full[:, 25:35])
+    # whereas a body inside the image keeps its own outline
+    assert full[20, 5] == 1.0 and full[20, 30] == 15.0
