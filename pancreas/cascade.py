@@ -652,8 +652,10 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
       `max_patches_per_case`) and random other patches inside the body,
       which bounds the forests' size and fitting time whatever the image
       size; level 2 draws its superpixels the same way.
-    * Location reaches level 2 only through the response map (and the
-      depth below the skin): the in-plane offsets and relative height,
+    * Location features are anatomical and in mm (offsets from the spine,
+      depth below the body surface), so they do not move with the scan's
+      field of view or voxel size. Location reaches level 2 only through
+      the response map (and the depth below the skin): in-plane offsets,
       useful at level 1, made level 2 over-fit the training cases'
       pancreas positions and miss much of the pancreas of new cases.
       Large leaves (``min_samples_leaf=50``) generalise better for the
