@@ -110,6 +110,13 @@ def _eval_cases(ds: Any, args: argparse.Namespace) -> Any:
 
 
 # ----------------------------------------------------------------- commands
+def _check_output(path: str | Path, option: str = "-o/--output") -> Path:
+    """The output folder, created and probed before any work (or an error)."""
+    from pancreas.cohort import check_output_folder
+
+    return check_output_folder(path, option=option)
+
+
 def _configure_pipeline(pipe: Any, args: argparse.Namespace) -> Any:
     params: dict[str, Any] = {}
     available = pipe.get_params()
@@ -138,6 +145,7 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out}: exists; pass --overwrite to replace it")
+    _check_output(out.parent, f"-o/--output {out}: its parent folder")
     ds = _dataset(args)
     train, val = _train_val(ds, args)
     log.info(
@@ -173,9 +181,9 @@ def _segment(args: argparse.Namespace) -> int:
     from pancreas.cohort import segment_cohort
     from pancreas.persistence import load_pipeline, read_manifest
 
+    out = _check_output(args.output)
     pipe = _configure_pipeline(load_pipeline(args.model), args)
     training = read_manifest(args.model).get("training")
-    out = Path(args.output)
     result = _run_maybe_on_cluster(
         args,
         [pipe],
@@ -185,6 +193,7 @@ def _segment(args: argparse.Namespace) -> int:
         out,
         proba=args.proba,
         stats=args.stats,
+        dicom_seg=args.output_type == "dicom-seg",
         overwrite=args.overwrite,
         training=training,
         n_jobs=args.cases_in_parallel,
@@ -224,6 +233,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from pancreas.evaluation import evaluate_pipeline
     from pancreas.persistence import load_pipeline
 
+    _check_output(args.output)
     pipe = _configure_pipeline(load_pipeline(args.model), args)
     ds = _eval_cases(_dataset(args), args)
     log.info("evaluating %d cases of %s", len(ds), ds.name)
@@ -280,8 +290,7 @@ def _demo(args: argparse.Namespace) -> int:
     from pancreas.persistence import cohort_summary, save_pipeline
     from pancreas.phantom import make_phantom_cohort
 
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _check_output(args.output)
     n_train, n_val, n_test = args.n_train, args.n_val, args.n_test
     shape = tuple(args.shape)
     t0 = time.perf_counter()
@@ -522,7 +531,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     segment.add_argument("-o", "--output", required=True, help="output folder")
     segment.add_argument(
-        "--proba", action="store_true", help="also write float32 probability maps"
+        "--proba",
+        action="store_true",
+        help="also write float32 probability maps; the mask is the map above "
+        "the model's threshold (in the map's header and JSON), not above 0.5",
+    )
+    segment.add_argument(
+        "--output-type",
+        choices=("nifti", "dicom-seg"),
+        default="nifti",
+        help="dicom-seg: also a DICOM Segmentation object <case>_seg.dcm per "
+        "DICOM input, referencing its series (needs pancreas[dicom-seg])",
     )
     segment.add_argument(
         "--stats",

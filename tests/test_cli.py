@@ -210,3 +210,21 @@ def test_bad_dataset_gives_a_clear_error(tmp_path):
     assert proc.returncode == 2
     assert "no NIfTI image files" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_output_under_a_file_is_refused_before_any_work(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    # the model does not exist either: the output is checked first, so no
+    # model is loaded and no case computed before the refusal
+    for args in (
+        ["segment", tmp_path / "no_model", tmp_path, "-o", notes / "out"],
+        ["evaluate", tmp_path / "no_model", "--msd", tmp_path, "-o", notes],
+        ["train", "--msd", tmp_path / "none", "-o", notes / "model"],
+    ):
+        proc = run("--quiet", *args)
+        assert proc.returncode == 2, proc.stderr
+        assert "notes.txt is a file, not a folder" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    proc = run("--quiet", "segment", tmp_path, tmp_path, "-o", "/proc/self/out")
+    assert proc.returncode == 2 and "cannot be written" in proc.stderr
