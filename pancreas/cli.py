@@ -25,14 +25,15 @@ input that cannot be used at all (the message says why).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 __all__ = ["build_parser", "main"]
 
@@ -169,7 +170,7 @@ def _train(args: argparse.Namespace) -> int:
     }
     save_pipeline(pipe, out, training=training, overwrite=args.overwrite)
     threshold = pipe.steps[-1][1].threshold_
-    print(
+    _echo(
         f"trained on {len(train)} cases in {fit_s:.0f} s (threshold {threshold:.2f}); "
         f"model in {out}/"
     )
@@ -194,6 +195,7 @@ def _segment(args: argparse.Namespace) -> int:
         proba=args.proba,
         stats=args.stats,
         dicom_seg=args.output_type == "dicom-seg",
+        preview=args.preview,
         overwrite=args.overwrite,
         training=training,
         n_jobs=args.cases_in_parallel,
@@ -204,7 +206,7 @@ def _segment(args: argparse.Namespace) -> int:
             out / "statistics.json", json.dumps(result.stats, indent=2) + "\n"
         )
     n_total = len(result.done) + len(result.skipped) + len(result.failed)
-    print(
+    _echo(
         f"{len(result.done)} of {n_total} case(s) segmented, "
         f"{len(result.skipped)} already done, {len(result.failed)} failed; "
         f"outputs in {out}/"
@@ -236,6 +238,26 @@ def _evaluate(args: argparse.Namespace) -> int:
     _check_output(args.output)
     pipe = _configure_pipeline(load_pipeline(args.model), args)
     ds = _eval_cases(_dataset(args), args)
+    roles = _training_roles(args.model)
+    if not args.split and not args.include_training_cases:
+        seen = [c for c in ds.case_ids if c in roles]
+        if seen:
+            unseen = [c for c in ds.case_ids if c not in roles]
+            if not unseen:
+                raise ValueError(
+                    f"all {len(ds)} cases of {ds.name} were used to train or "
+                    "validate this model (its manifest lists them); score other "
+                    "cases, or pass --include-training-cases to score these "
+                    "anyway (labelled as such in the report)"
+                )
+            log.warning(
+                "leaving out %d case(s) the model was trained or validated on "
+                "(its manifest lists them): %s; --include-training-cases "
+                "scores them too",
+                len(seen),
+                ", ".join(seen),
+            )
+            ds = _subset(ds, unseen, "unseen")
     log.info("evaluating %d cases of %s", len(ds), ds.name)
     evaluation = _run_maybe_on_cluster(
         args,
@@ -249,10 +271,56 @@ def _evaluate(args: argparse.Namespace) -> int:
         verbose=0 if args.quiet else 1,
     )
     folder = evaluation.write(args.output)
-    print(f"Stage table on {len(ds)} cases of {ds.name} (Dice):")
-    print(evaluation.stage.to_text(per_case=False))
-    print(f"report in {folder}/")
+    counts = _write_scored_cases(folder, ds.case_ids, roles)
+    _echo(f"Stage table on {len(ds)} cases of {ds.name} (Dice; {counts}):")
+    _echo(evaluation.stage.to_text(per_case=False))
+    _echo(f"report in {folder}/")
     return 0
+
+
+def _training_roles(model: str) -> dict[str, str]:
+    """``{case id: "train" | "val"}`` from the model's manifest (may be empty)."""
+    from pancreas.persistence import read_manifest
+
+    training = read_manifest(model).get("training") or {}
+    roles = {str(c): "val" for c in training.get("val_cases", [])}
+    roles.update({str(c): "train" for c in training.get("train_cases", [])})
+    return roles
+
+
+def _write_scored_cases(
+    folder: Path, case_ids: Sequence[str], roles: dict[str, str]
+) -> str:
+    """List the scored cases, each with its role for the model, in the report.
+
+    Writes ``scored_cases.csv`` (case, role: ``train``, ``val`` or
+    ``unseen``) and a section of ``index.md``; returns a one-line count.
+    """
+    from pancreas._atomic import atomic_write_text
+
+    role = {c: roles.get(c, "unseen") for c in case_ids}
+    atomic_write_text(
+        folder / "scored_cases.csv",
+        "case,role\n" + "".join(f"{c},{role[c]}\n" for c in case_ids),
+    )
+    n = {r: sum(v == r for v in role.values()) for r in ("unseen", "train", "val")}
+    counts = (
+        f"{n['unseen']} unseen, {n['train']} training and {n['val']} validation "
+        "case(s) of the model"
+    )
+    lines = ["", "## Cases scored", "", f"{len(case_ids)} cases: {counts}.", ""]
+    if n["train"] or n["val"]:
+        lines += [
+            "**Training and validation cases are included**: their scores "
+            "overestimate how the model does on new scans.",
+            "",
+        ]
+    lines += ["| case | role |", "|---|---|"]
+    lines += [f"| {c} | {role[c]} |" for c in case_ids]
+    index = folder / "index.md"
+    text = index.read_text() if index.is_file() else ""
+    atomic_write_text(index, text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
+    return counts
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -260,7 +328,7 @@ def _info(args: argparse.Namespace) -> int:
 
     manifest = read_manifest(args.model)
     if args.json:
-        print(json.dumps(manifest, indent=2))
+        _echo(json.dumps(manifest, indent=2))
         return 0
     training = manifest.get("training") or {}
     versions = manifest.get("versions", {})
@@ -281,7 +349,7 @@ def _info(args: argparse.Namespace) -> int:
     lines.append("files:")
     for name, entry in sorted(manifest.get("files", {}).items()):
         lines.append(f"  {name}  {entry['bytes']} bytes  sha256 {entry['sha256']}")
-    print("\n".join(lines))
+    _echo("\n".join(lines))
     return 0
 
 
@@ -351,9 +419,9 @@ def _demo(args: argparse.Namespace) -> int:
         "mean_dice": report.summary()[report.columns[-1]]["mean"],
     }
     (out / "summary.json").write_text(json.dumps(timing, indent=2) + "\n")
-    print(f"Stage table on {timing['n_test']} held-out phantom cases (Dice):")
-    print(report.to_text())
-    print(
+    _echo(f"Stage table on {timing['n_test']} held-out phantom cases (Dice):")
+    _echo(report.to_text())
+    _echo(
         f"\nmade cohort in {timing['cohort_s']} s, trained in {timing['fit_s']} s, "
         f"evaluated in {timing['evaluate_s']} s; model in {out / 'model'}/, "
         f"report in {report_dir}/index.md"
@@ -374,6 +442,12 @@ def _run_maybe_on_cluster(
 
 
 # ------------------------------------------------------------------- parser
+def _version() -> str:
+    from pancreas import __version__
+
+    return __version__
+
+
 def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("dataset (one of)")
     source = group.add_mutually_exclusive_group(required=True)
@@ -455,7 +529,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pancreas",
         description="Pancreas segmentation in CT after Roth et al. (2015).",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}"
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress output, and no log lines of TensorFlow or nibabel",
+    )
     parser.add_argument("--n-jobs", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument(
         "--debug", action="store_true", help="show tracebacks of errors"
@@ -544,6 +625,12 @@ def build_parser() -> argparse.ArgumentParser:
         "DICOM input, referencing its series (needs pancreas[dicom-seg])",
     )
     segment.add_argument(
+        "--preview",
+        action="store_true",
+        help="also write <case>_preview.png: axial, coronal and sagittal views "
+        "through the mask's centre",
+    )
+    segment.add_argument(
         "--stats",
         action="store_true",
         help="also write organ statistics (volume in mL, HU) as JSON",
@@ -568,6 +655,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="test",
         choices=("train", "val", "test"),
         help="part of --split to evaluate (default test)",
+    )
+    evaluate.add_argument(
+        "--include-training-cases",
+        action="store_true",
+        help="without --split, also score the cases the model's manifest lists "
+        "as training or validation cases (by default left out); the report "
+        "labels each case's role",
     )
     evaluate.add_argument("-o", "--output", required=True, help="report folder")
     _add_runtime(evaluate)
@@ -599,22 +693,108 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> build_parser().parse_args(["demo", "--n-train", "4"]).n_train
     4
     """
+    parser = build_parser()
+    args = parser.parse_args(argv)  # before any heavy import: --help is instant
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        with _streams(quiet=args.quiet):
+            logging.basicConfig(
+                level=logging.WARNING if args.quiet else logging.INFO,
+                format="%(asctime)s %(levelname)s %(message)s",
+                stream=sys.stderr,
+            )
+            if args.quiet:
+                for name in ("nibabel", "tensorflow", "absl", "jax", "h5py"):
+                    logging.getLogger(name).setLevel(logging.ERROR)
+            return _run(args)
+    except BrokenPipeError:
+        # the reader of stdout went away (``pancreas info --json | head``):
+        # no traceback, and nothing more written at interpreter exit
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+        return 141  # 128 + SIGPIPE, what a shell reports for such a writer
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command; a usage error or an unusable input exits 2 with a message."""
     from sklearn.exceptions import NotFittedError
 
     from pancreas.exceptions import PancreasError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         return int(args.func(args))
     except (PancreasError, NotFittedError, OSError, ValueError) as exc:
-        if args.debug:
+        if args.debug or isinstance(exc, BrokenPipeError):
             raise
         print(f"pancreas {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+#: Where :func:`_echo` writes results: the real standard output while a
+#: command runs (see :func:`_streams`); None: ``sys.stdout``.
+_results: TextIO | None = None
+
+
+def _echo(*values: Any) -> None:
+    """Print a result on standard output; everything else goes to stderr."""
+    print(*values, file=_results or sys.stdout, flush=True)
+
+
+@contextlib.contextmanager
+def _streams(*, quiet: bool) -> Iterator[None]:
+    """Results on stdout; progress, logs and library output on stderr.
+
+    Keras prints its epoch lines, and native libraries their messages, on
+    standard output or error at the file-descriptor level; while a command
+    runs, descriptor 1 is pointed at standard error (with ``quiet``, both at
+    the null device: TensorFlow's C++ log lines, which ``TF_CPP_MIN_LOG_LEVEL``
+    no longer silences, go with it), and only :func:`_echo` writes to the
+    real standard output. Python's ``sys.stderr`` stays visible for warnings
+    and errors. Streams without a descriptor (a notebook, pytest's capture)
+    get the same split at the Python level.
+    """
+    global _results
+    try:
+        out_fd, err_fd = sys.stdout.fileno(), sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        _results = sys.stdout
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                yield
+        finally:
+            _results = None
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_out, saved_err = os.dup(out_fd), os.dup(err_fd)
+    python_stderr = sys.stderr
+    _results = open(  # noqa: SIM115 (closed below)
+        os.dup(saved_out), "w", encoding=sys.stdout.encoding, errors="replace"
+    )
+    try:
+        if quiet:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, err_fd)
+            os.close(null)
+            sys.stderr = open(  # noqa: SIM115 (closed below)
+                os.dup(saved_err),
+                "w",
+                buffering=1,
+                encoding=python_stderr.encoding,
+                errors="backslashreplace",
+            )
+        os.dup2(err_fd, out_fd)
+        yield
+    finally:
+        sys.stdout.flush()
+        with contextlib.suppress(BrokenPipeError):
+            _results.close()
+        _results = None
+        if sys.stderr is not python_stderr:
+            sys.stderr.close()
+            sys.stderr = python_stderr
+        os.dup2(saved_out, out_fd)
+        os.dup2(saved_err, err_fd)
+        os.close(saved_out)
+        os.close(saved_err)

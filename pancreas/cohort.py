@@ -29,7 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from pancreas._atomic import atomic_write_text, remove_stale_temporaries
+from pancreas._atomic import (
+    atomic_write_bytes,
+    atomic_write_text,
+    remove_stale_temporaries,
+)
 from pancreas._checks import outside_training_range
 from pancreas._memory import check_memory
 from pancreas._parallel import local_threads, parallel_map
@@ -242,6 +246,8 @@ class CaseOutputs:
         The organ statistics (``<case>.json``), if asked for.
     dicom_seg : Path or None
         The DICOM Segmentation object (``<case>_seg.dcm``), if asked for.
+    preview : Path or None
+        The preview picture (``<case>_preview.png``), if asked for.
 
     Examples
     --------
@@ -254,11 +260,12 @@ class CaseOutputs:
     proba: Path | None = None
     stats: Path | None = None
     dicom_seg: Path | None = None
+    preview: Path | None = None
 
     @property
     def paths(self) -> list[Path]:
         """Every file of the case."""
-        files = (self.mask, self.proba, self.stats, self.dicom_seg)
+        files = (self.mask, self.proba, self.stats, self.dicom_seg, self.preview)
         return [p for p in files if p is not None]
 
     def complete(self) -> bool:
@@ -273,6 +280,7 @@ def output_paths(
     proba: bool = False,
     stats: bool = False,
     dicom_seg: bool = False,
+    preview: bool = False,
 ) -> CaseOutputs:
     """Where :func:`segment_cohort` writes the outputs of one case.
 
@@ -288,6 +296,8 @@ def output_paths(
         Include the statistics file.
     dicom_seg : bool, default=False
         Include the DICOM Segmentation object.
+    preview : bool, default=False
+        Include the preview picture.
 
     Returns
     -------
@@ -304,6 +314,7 @@ def output_paths(
         proba=out / f"{case_id}_proba.nii.gz" if proba else None,
         stats=out / f"{case_id}.json" if stats else None,
         dicom_seg=out / f"{case_id}_seg.dcm" if dicom_seg else None,
+        preview=out / f"{case_id}_preview.png" if preview else None,
     )
 
 
@@ -467,6 +478,8 @@ def _segment_case(
         note = outside_training_range(records[0].spacing, training, case)
         if note is not None:
             stats["outside_training_range"] = note
+        if outputs.preview is not None:
+            _write_preview(records[0], mask, outputs.preview, stats)
         del records
         # the mask last: its presence with the others marks a finished case
         if outputs.proba is not None:
@@ -490,6 +503,27 @@ def _segment_case(
         return case, "failed", f"{type(exc).__name__}: {exc}"
 
 
+def _write_preview(
+    record: Any, mask: np.ndarray, path: Path, stats: dict[str, Any]
+) -> None:
+    """Save :func:`pancreas.plotting.plot_preview` of a case as a PNG."""
+    from io import BytesIO
+
+    from pancreas.plotting import DPI, plot_preview
+
+    volume = record.volume  # canonical (RAS+) already: no copy reoriented
+    fig = plot_preview(
+        volume.array,
+        record.to_canonical(mask),
+        volume.affine,
+        title=f"{stats['case']}: {stats['volume_ml']:g} mL "
+        f"(threshold {stats['threshold']:.2f})",
+    )
+    buffer = BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 def segment_cohort(
     pipeline: Any,
     inputs: Iterable[str | os.PathLike[str]],
@@ -498,6 +532,7 @@ def segment_cohort(
     proba: bool = False,
     stats: bool = False,
     dicom_seg: bool = False,
+    preview: bool = False,
     overwrite: bool = False,
     training: dict[str, Any] | None = None,
     n_jobs: int | None = None,
@@ -528,6 +563,9 @@ def segment_cohort(
         references the source series (see
         :func:`pancreas.dicom_seg.write_dicom_seg`; needs
         ``pancreas[dicom-seg]``). Every input must be a DICOM series.
+    preview : bool, default=False
+        Also write ``<case>_preview.png``: axial, coronal and sagittal views
+        through the mask's centre (:func:`pancreas.plotting.plot_preview`).
     overwrite : bool, default=False
         Redo cases whose outputs exist (default: skip them, so that an
         interrupted run resumes where it stopped).
@@ -587,7 +625,9 @@ def segment_cohort(
     result = CohortResult()
     jobs = []
     for case, path in cases:
-        paths = output_paths(out, case, proba=proba, stats=stats, dicom_seg=dicom_seg)
+        paths = output_paths(
+            out, case, proba=proba, stats=stats, dicom_seg=dicom_seg, preview=preview
+        )
         remove_stale_temporaries(paths.paths)
         if paths.complete() and not overwrite:
             result.skipped.append(case)

@@ -340,9 +340,14 @@ def test_segment_dicom_series_to_dicom_seg_and_proba_threshold(
     np.testing.assert_allclose(load_volume(series).affine, images[4].affine, atol=1e-4)
     out = tmp_path / "out"
     result = segment_cohort(
-        tiny_fitted, [cohort], out, proba=True, stats=True, dicom_seg=True
-    )
+        tiny_fitted, [cohort], out, proba=True, stats=True, dicom_seg=True,
+        preview=True,
+    )  # fmt: skip
     assert result.done == ["case4"]
+    from matplotlib.image import imread
+
+    picture = imread(out / "case4_preview.png")
+    assert picture.ndim == 3 and picture.shape[1] > picture.shape[0] > 100
     # the empty case folder is listed with the reason, not left out
     assert list(result.failed) == ["empty_case"]
     assert "no DICOM image found" in result.failed["empty_case"]
