@@ -441,6 +441,53 @@ def _run_maybe_on_cluster(
     return run_on_cluster(address, func, *a, scatter=scatter, **kw)
 
 
+# ------------------------------------------------------------------- device
+#: The preset of ``pancreas train`` when none is given: the default of
+#: :func:`pancreas.pipeline.make_roth2015_pipeline`, the paper's configuration.
+DEFAULT_PRESET = "paper"
+#: Values of ``--device``.
+DEVICES = ("auto", "cpu", "gpu")
+
+
+def _select_device(device: str) -> None:
+    """Apply ``--device`` before Keras is imported (see docs/installation.rst).
+
+    ``cpu`` hides every GPU from the backend (``CUDA_VISIBLE_DEVICES=-1``,
+    and ``JAX_PLATFORMS=cpu`` for JAX); ``gpu`` checks that the backend
+    sees one and refuses to start otherwise, rather than training for hours
+    on the CPU by surprise; ``auto`` leaves the backend to choose.
+    """
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+        if backend == "jax":
+            os.environ["JAX_PLATFORMS"] = "cpu"
+        return
+    if device != "gpu":
+        return
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        found = len(tf.config.list_physical_devices("GPU"))
+    elif backend == "jax":
+        import jax
+
+        found = sum(d.platform == "gpu" for d in jax.devices())
+    elif backend == "torch":
+        import torch
+
+        found = torch.cuda.device_count()
+    else:
+        raise ValueError(f"--device gpu: unknown KERAS_BACKEND {backend!r}")
+    if not found:
+        raise ValueError(
+            f"--device gpu: the Keras backend ({backend}) sees no GPU; check "
+            "CUDA_VISIBLE_DEVICES and the GPU build of the backend "
+            "(docs/installation.rst, 'A GPU'), or pass --device cpu"
+        )
+    log.info("%s sees %d GPU(s)", backend, found)
+
+
 # ------------------------------------------------------------------- parser
 def _version() -> str:
     from pancreas import __version__
@@ -488,6 +535,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=argparse.SUPPRESS,
         help="parallel threads/processes inside each stage (-1: all cores)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default=argparse.SUPPRESS,
+        help="where the ConvNet runs: auto (a GPU when the Keras backend sees "
+        "one, the default), cpu (GPUs hidden) or gpu (an error without one)",
     )
 
 
@@ -539,6 +593,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--n-jobs", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument(
+        "--device", choices=DEVICES, default="auto", help=argparse.SUPPRESS
+    )
+    parser.add_argument(
         "--debug", action="store_true", help="show tracebacks of errors"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -557,7 +614,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--shape", type=int, nargs=3, default=(160, 160, 40), metavar=("NX", "NY", "NZ")
     )
-    demo.add_argument("--preset", default="cpu", choices=("paper", "cpu", "tiny"))
+    demo.add_argument(
+        "--preset",
+        default="cpu",
+        choices=("paper", "cpu", "tiny"),
+        help="configuration (default 'cpu': the demo is a recipe that runs in "
+        "minutes; train's default, as in Python, is 'paper')",
+    )
     demo.add_argument(
         "--epochs",
         type=int,
@@ -584,7 +647,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of cases held out to choose the threshold (default 0.1, "
         "at least 1 case; 0: the training cases)",
     )
-    train.add_argument("--preset", default="cpu", choices=("paper", "cpu", "tiny"))
+    train.add_argument(
+        "--preset",
+        default=DEFAULT_PRESET,
+        choices=("paper", "cpu", "tiny"),
+        help=f"configuration (default {DEFAULT_PRESET!r}, as in Python's "
+        "make_roth2015_pipeline; 'cpu' trains in hours on a CPU)",
+    )
     train.add_argument(
         "--epochs", type=int, default=0, help="ConvNet epochs (0: the preset's)"
     )
@@ -723,6 +792,7 @@ def _run(args: argparse.Namespace) -> int:
     from pancreas.exceptions import PancreasError
 
     try:
+        _select_device(args.device)
         return int(args.func(args))
     except (PancreasError, NotFittedError, OSError, ValueError) as exc:
         if args.debug or isinstance(exc, BrokenPipeError):

@@ -52,7 +52,8 @@ def test_parser_knows_every_command():
     args = parser.parse_args(
         ["train", "--images", "*.nii.gz", "--labels", "l/*.nii.gz", "-o", "m"]
     )
-    assert args.val_fraction == 0.1 and args.preset == "cpu"
+    assert args.val_fraction == 0.1 and args.preset == "paper"
+    assert args.device == "auto"
     args = parser.parse_args(["evaluate", "m", "--msd", "Task07", "-o", "r"])
     assert args.msd == "Task07" and args.subset == "test"
     assert parser.parse_args(["info", "m", "--json"]).json
@@ -348,3 +349,69 @@ def test_evaluate_leaves_out_the_models_training_cases(
     assert "all 3 cases" in only_seen.stderr and "--include-training-cases" in (
         only_seen.stderr
     )
+
+
+def test_default_preset_is_the_same_in_python_and_on_the_command_line():
+    import inspect
+
+    from pancreas.pipeline import make_roth2015_pipeline
+
+    python_default = (
+        inspect.signature(make_roth2015_pipeline).parameters["preset"].default
+    )
+    parser = build_parser()
+    train = parser.parse_args(["train", "--msd", "d", "-o", "m"])
+    assert train.preset == python_default == "paper"
+    # the demo is a recipe with its own, stated preset
+    assert parser.parse_args(["demo"]).preset == "cpu"
+
+
+def test_device_option(tmp_path):
+    parser = build_parser()
+    assert parser.parse_args(["--device", "cpu", "info", "m"]).device == "cpu"
+    args = parser.parse_args(["segment", "m", "x", "-o", "o", "--device", "gpu"])
+    assert args.device == "gpu"
+    # --device cpu hides the GPUs from the backend before Keras is imported
+    code = (
+        "import os, sys\n"
+        "from pancreas.cli import main\n"
+        "main(['--device', 'cpu', 'info', sys.argv[1]])\n"
+        "print(os.environ.get('CUDA_VISIBLE_DEVICES'), file=sys.stderr)\n"
+    )
+    env = {k: v for k, v in ENV.items() if k != "CUDA_VISIBLE_DEVICES"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert proc.stderr.strip().splitlines()[-1] == "-1", proc.stderr
+    # --device gpu refuses to start where the backend sees no GPU
+    gpu_env = {**ENV, "CUDA_VISIBLE_DEVICES": "-1"}
+    proc = subprocess.run(
+        [*_console_script(), "--device", "gpu", "info", tmp_path],
+        capture_output=True, text=True, env=gpu_env,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "--device gpu: the Keras backend (tensorflow) sees no GPU" in proc.stderr
+
+
+def test_make_demo_installs_only_the_package(tmp_path):
+    """`make demo` installs `.`, `make test` and `make docs` the test extra."""
+    root = Path(__file__).resolve().parents[1]
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(root / name, tmp_path / name)  # a fresh clone: no .venv
+
+    def dry_run(target):
+        proc = subprocess.run(
+            ["make", "-n", target], cwd=tmp_path, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+        return [line for line in proc.stdout.splitlines() if "pip install" in line]
+
+    demo = dry_run("demo")
+    assert any(line.endswith("pip install -q -e .") for line in demo), demo
+    assert not any("[" in line for line in demo), demo
+    for target in ("test", "docs"):
+        assert any('-e ".[test]"' in line for line in dry_run(target)), target
+    assert "-m pytest" in subprocess.run(
+        ["make", "-n", "test"], cwd=tmp_path, capture_output=True, text=True
+    ).stdout
