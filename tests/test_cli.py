@@ -343,7 +343,7 @@ def test_evaluate_leaves_out_the_models_training_cases(
 
     only_seen = run(
         "--quiet", "evaluate", model, "--images", f"{ct}/case[0-2]_ct.nii.gz",
-        "--labels", f"{labels}/*_seg.nii.gz", "-o", tmp_path / "r3",
+        "--labels", f"{labels}/case[0-2]_seg.nii.gz", "-o", tmp_path / "r3",
     )  # fmt: skip
     assert only_seen.returncode == 2
     assert "all 3 cases" in only_seen.stderr and "--include-training-cases" in (
