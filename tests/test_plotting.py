@@ -298,3 +298,19 @@ def test_plot_preview_three_planes_through_the_mask_in_any_orientation(tmp_path)
     ]
     with pytest.raises(ValueError, match="one 3-D grid"):
         plot_preview(ct, mask[:-1], affine)
+
+
+@pytest.mark.slow
+def test_report_pictures_give_slice_positions_in_mm(tiny_fitted, tiny_cohort):
+    pytest.importorskip("keras")
+    from pancreas.evaluation import evaluate_pipeline
+
+    images, labels = tiny_cohort
+    evaluation = evaluate_pipeline(tiny_fitted, images[4:5], labels[4:5])
+    pictures = evaluation.pictures[0]
+    affine = images[4].affine  # the phantoms are RAS+ already
+    for panel in [*pictures.axial, *pictures.planes]:
+        normal = {"sagittal": 0, "coronal": 1, "axial": 2}[panel.plane]
+        expected = affine[normal, normal] * panel.index + affine[normal, 3]
+        assert panel.position_mm == pytest.approx(expected, abs=1e-3)
+        assert panel.label.endswith(f"= {expected:.1f} mm")
