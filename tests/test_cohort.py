@@ -415,3 +415,18 @@ def test_segment_cohort_refuses_before_any_case(tiny_fitted, tiny_cohort, tmp_pa
     with pytest.raises(ValueError, match="needs DICOM series inputs"):
         segment_cohort(tiny_fitted, inputs, tmp_path / "out", dicom_seg=True)
     assert not (tmp_path / "out").exists()
+
+
+def test_write_dicom_seg_refuses_what_a_seg_cannot_reference(shared_data, tmp_path):
+    pytest.importorskip("highdicom")
+    from pancreas.dicom_seg import write_dicom_seg
+
+    # this public series was de-identified with its Study and Series UIDs
+    # blanked: a SEG could not point at it, so none is written
+    series = shared_data / "totalseg_case2_dicom"
+    mask = np.zeros((512, 512, 20), np.uint8)
+    with pytest.raises(ValueError, match="StudyInstanceUID, SeriesInstanceUID empty"):
+        write_dicom_seg(mask, series, tmp_path / "seg.dcm")
+    with pytest.raises(ValueError, match=r"mask of shape \(512, 512, 19\)"):
+        write_dicom_seg(mask[:, :, 1:], series, tmp_path / "seg.dcm")
+    assert not list(tmp_path.iterdir())
