@@ -241,6 +241,7 @@ def _case_pictures(
     n_slices: int = 3,
     margin_mm: float = 20.0,
     min_mm: float = 80.0,
+    affine: NDArray[np.float64] | None = None,
 ) -> CasePictures:
     """The small views of one case (canonical arrays): see :class:`CasePictures`."""
     union = label | mask
@@ -258,7 +259,7 @@ def _case_pictures(
     else:
         z = [ct.shape[2] // 2]
         centre = [n // 2 for n in ct.shape]
-    kw = {"spacing": spacing}
+    kw = {"spacing": spacing, "affine": affine}  # affine: positions in mm
     box_xy = _box(union, (0, 1), spacing, margin_mm, min_mm)
     axial = [
         slice_panel(ct, label, mask, plane="axial", index=k, box=box_xy, **kw)
@@ -328,7 +329,12 @@ def _evaluate_case(
             "volume_true_ml": int(np.count_nonzero(label)) * voxel_ml,
         }
         pictures = _case_pictures(
-            name, np.asarray(record.volume.array), label, mask, record.spacing
+            name,
+            np.asarray(record.volume.array),
+            label,
+            mask,
+            record.spacing,
+            affine=record.volume.affine,
         )
         return _CaseResult(name, n_scales, row, metrics, curves, pictures)
 

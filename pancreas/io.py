@@ -785,6 +785,7 @@ def save_volume(
     *,
     reference: Volume | str | PathLike[str] | None = None,
     dtype: DTypeLike | None = None,
+    description: str | None = None,
 ) -> Path:
     """Write a volume, mask or probability map as NIfTI, atomically.
 
@@ -805,6 +806,9 @@ def save_volume(
         On-disk voxel type. By default bool masks are written as uint8,
         floats as float32 (probability maps), int64/uint64 as int32 (when the
         values fit) and other integer types unchanged. ``bool`` means uint8.
+    description : str, optional
+        Text for the header's ``descrip`` field (at most 80 ASCII
+        characters), e.g. the threshold of a probability map.
 
     Returns
     -------
@@ -892,6 +896,13 @@ def save_volume(
     img = nib.Nifti1Image(array, affine)
     img.header.set_data_dtype(array.dtype)
     img.header.set_xyzt_units("mm")
+    if description is not None:
+        if len(description) > 80 or not description.isascii():
+            raise ValueError(
+                f"{out}: description must be at most 80 ASCII characters, got "
+                f"{description!r}"
+            )
+        img.header["descrip"] = description.encode("ascii")
     img.set_sform(affine, code=1)
     if _has_shear(affine):
         img.set_qform(None, code=0)
