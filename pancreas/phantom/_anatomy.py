@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from functools import lru_cache
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -112,15 +112,35 @@ def _dome(x: NDArray[Any], y: NDArray[Any], an: SimpleNamespace) -> NDArray[Any]
 # --------------------------------------------------------------------------
 
 
-def _sample_anatomy(rng: np.random.Generator) -> SimpleNamespace:
+class _Body(NamedTuple):
+    """What a case's factors change in the patient (hashable: a cache key).
+
+    ``None`` everywhere is the default cohort's patient. ``wide`` models the
+    anatomy from below the pelvis to the lung apices, so that any field of
+    view can be cut from the same patient.
+    """
+
+    habitus: float | None = None
+    pancreas_variant: str | None = None
+    pancreas_shift: float | None = None
+    wide: bool = False
+
+
+def _sample_anatomy(
+    rng: np.random.Generator, body: _Body | None = None
+) -> SimpleNamespace:
     """Draw one case's anatomy, intensities and scanner settings, in mm.
 
     Everything random about a case except its grid (slice count of full-size
     cases) and its noise realisation is drawn here, so the same case can be
-    rendered on any grid.
+    rendered on any grid. ``body`` changes the patient deterministically
+    (the same random draws, transformed), so ``body=None`` is the default
+    cohort's patient.
     """
+    body = _Body() if body is None else body
     u = rng.uniform
     an = SimpleNamespace()
+    an.body = body
     an.hu = {k: float(u(*v)) for k, v in _HU_RANGES.items()}
     an.hu["halo"] = an.hu["visceral_fat"]
     an.noise_sigma = float(u(10.0, 20.0))
@@ -129,6 +149,10 @@ def _sample_anatomy(rng: np.random.Generator) -> SimpleNamespace:
     # ---- field of view and body ----------------------------------------------
     # the field of view is chosen to fit the patient, as on a scanner
     an.a = float(u(132.0, 176.0))
+    h = body.habitus
+    if h is not None:
+        # obese patients are wider with more visceral fat around the same organs
+        an.a *= 0.95 + 0.35 * h
     an.fov = float(np.clip(max(2.28 * an.a, 2 * an.a + u(40.0, 130.0)), 307.2, 460.8))
     ap = 2 * an.a * float(u(0.7, 0.86))
     an.b_post = ap * float(u(0.45, 0.5))
@@ -139,7 +163,11 @@ def _sample_anatomy(rng: np.random.Generator) -> SimpleNamespace:
     an.groove = float(u(2.0, 7.0))
     an.taper = float(u(-0.04, 0.06))
     an.tilt = float(u(-0.03, 0.03))
-    an.tsc = 5.0 + (an.a - 132.0) / 44.0 * 15.0 + float(u(0.0, 12.0))
+    tsc_rand = float(u(0.0, 12.0))
+    an.tsc = 5.0 + (an.a - 132.0) / 44.0 * 15.0 + tsc_rand
+    if h is not None:
+        # subcutaneous fat: about 3 mm (thin) to 38 mm (obese)
+        an.tsc = 3.0 + 32.0 * h**1.5 + 0.25 * tsc_rand
     an.f_ant = float(u(0.7, 1.3))
     an.f_post = float(u(0.8, 1.2))
     an.f_flank = float(u(0.1, 0.5))
@@ -204,6 +232,11 @@ def _sample_anatomy(rng: np.random.Generator) -> SimpleNamespace:
         k=float(u(0.0055, 0.008)),
         ky=float(u(0.8, 1.1)),
     )
+    # z range the anatomy is modelled over: the default grids', or from the
+    # lesser pelvis to the lung apices for fields of view cut from it
+    an.z_model = an.z_full
+    if body.wide:
+        an.z_model = (an.z_crest - 260.0, an.dome.zr + 260.0)
     an.heart = SimpleNamespace(
         c=np.array([float(u(5, 30)), an.ys + float(u(95, 120)), an.dome.zl + 50]),
         axes=np.array([float(u(50, 62)), float(u(42, 52)), float(u(45, 55))]),
@@ -217,7 +250,7 @@ def _sample_anatomy(rng: np.random.Generator) -> SimpleNamespace:
     an.ix = -float(u(18.0, 27.0))
     an.iy = an.ys + an.vb_b + float(u(4.0, 10.0))
     an.z_bif = an.z_l1 - an.pitch * float(u(2.7, 3.4))
-    z_top = an.z_full[1] + 10
+    z_top = an.z_model[1] + 10
     an.aorta = _curve(
         [
             (an.ax, an.ay - 6, z_top),
@@ -318,8 +351,8 @@ def _sample_anatomy(rng: np.random.Generator) -> SimpleNamespace:
     _sample_mesentery(rng, an)
     an.tex_liver = _Field(
         rng,
-        (-an.a, -an.b_post, an.z_full[0]),
-        (an.a * 0.7, an.b_ant, an.z_full[1]),
+        (-an.a, -an.b_post, an.z_model[0]),
+        (an.a * 0.7, an.b_ant, an.z_model[1]),
         4.0,
         6.0,
     )
@@ -380,6 +413,9 @@ def _sample_pancreas(
     ax, ay = an.ax, an.ay
     sc = float(u(0.88, 1.12))
     rh = float(u(12.5, 16.0))
+    variant = an.body.pancreas_variant
+    if variant == "bulky-head":
+        rh *= 1.45
     rn = float(u(7.0, 9.5))
     rb = float(u(8.5, 11.5))
     rt = float(u(8.0, 11.0))
@@ -448,6 +484,23 @@ def _sample_pancreas(
     P.f_speck = _Waves(rng, 1.0)
     P.f_tex = _Waves(rng, float(u(1.2, 2.2)), 24)
     P.target_ml = float(u(52.0, 100.0))
+    P.hu_offset = 0.0
+    if an.body.habitus is not None:
+        # little peripancreatic fat in thin patients, much in obese ones
+        P.halo *= 0.5 + 1.2 * an.body.habitus
+    if variant == "bulky-head":
+        P.target_ml *= 1.25
+    elif variant == "fatty-atrophic":
+        # small, lobulated, with fat between the lobules; fatty infiltration
+        # lowers the parenchyma's attenuation (Kim et al., Radiology 2014)
+        P.target_ml *= 0.45
+        P.lob_amp *= 1.5
+        P.cleft_depth *= 1.6
+        P.cleft_eps += 0.12
+        P.speck_q = 0.2 + 2.0 * P.speck_q
+        P.hu_offset = -20.0
+    if an.body.pancreas_shift is not None:
+        ctrl0[:, 2] += an.body.pancreas_shift
 
     def build(k: float) -> None:
         radii = radii0 * k
@@ -523,7 +576,7 @@ def _sample_visceral_vessels(rng: np.random.Generator, an: SimpleNamespace) -> N
     u = rng.uniform
     P = an.pancreas
     ax, ay = an.ax, an.ay
-    z_bot = an.z_full[0] - 10
+    z_bot = an.z_model[0] - 10
     # portal confluence behind the neck
     cfl = P.neck + np.array([-2.0, -(P.radii.mean() + float(u(3, 6))), -2.0])
     an.confluence = cfl
@@ -689,7 +742,7 @@ def _sample_gut(rng: np.random.Generator, an: SimpleNamespace) -> None:
     an.stomach_gas = float(u(0.05, 0.4))
     an.esophagus = _curve(
         [
-            (ax - 8, ay + 14, an.z_full[1] + 10),
+            (ax - 8, ay + 14, an.z_model[1] + 10),
             (ax - 4, ay + 18, dz.zl - 5),
             fund + np.array([-20, 5, 10]),
         ],
@@ -707,7 +760,7 @@ def _sample_gut(rng: np.random.Generator, an: SimpleNamespace) -> None:
             axes=np.array([float(u(13, 19)), float(u(12, 18)), float(u(28, 40))]),
         )
     # ---- colon ---------------------------------------------------------------
-    zb = an.z_full[0]
+    zb = an.z_model[0]
     xr = _cavity_x(-1, an.ys + 35, -60.0, an)
     xl = _cavity_x(1, an.ys + 35, -40.0, an)
     rc = float(u(18.0, 26.0))
@@ -769,8 +822,8 @@ def _sample_liver(rng: np.random.Generator, an: SimpleNamespace) -> None:
     L.z_a = float(u(-15.0, 5.0))
     L.z_b = L.z_a + float(u(25.0, 40.0))
     L.kx = an.kidneys[1].c[0]
-    lo = (-an.a - 20, -an.b_post - 20, an.z_full[0] - 20)
-    hi = (an.a + 20, an.b_ant + 20, an.z_full[1] + 20)
+    lo = (-an.a - 20, -an.b_post - 20, an.z_model[0] - 20)
+    hi = (an.a + 20, an.b_ant + 20, an.z_model[1] + 20)
     L.f_xmed = _Field(rng, (0.0, lo[1], lo[2]), (0.0, hi[1], hi[2]), 6.0, 15.0)
     L.f_zinf = _Field(rng, (lo[0], lo[1], 30.0), (hi[0], hi[1], 30.0), 6.0, 15.0)
     L.amp = float(u(4.0, 9.0))
@@ -845,7 +898,7 @@ class _Occupancy:
 def _sample_small_bowel(rng: np.random.Generator, an: SimpleNamespace) -> None:
     u = rng.uniform
     P = an.pancreas
-    zb = an.z_full[0]
+    zb = an.z_model[0]
     occ = _Occupancy(
         (-an.a - 10, -an.b_post - 10, zb - 60), (an.a + 10, an.b_ant + 10, 80.0), 4.0
     )
@@ -930,7 +983,7 @@ def _sample_mesentery(rng: np.random.Generator, an: SimpleNamespace) -> None:
     u = rng.uniform
     vessels = []
     spts = an.smv[0]
-    zb = an.z_full[0]
+    zb = an.z_model[0]
     for _ in range(int(rng.integers(20, 32))):
         z0 = float(u(max(zb, -120.0), -5.0))
         i = int(np.argmin(np.abs(spts[:, 2] - z0)))
@@ -962,7 +1015,9 @@ def _sample_mesentery(rng: np.random.Generator, an: SimpleNamespace) -> None:
 
 
 @lru_cache(maxsize=16)
-def _cached_anatomy(entropy: Any, spawn_key: tuple[int, ...]) -> SimpleNamespace:
+def _cached_anatomy(
+    entropy: Any, spawn_key: tuple[int, ...], body: _Body | None = None
+) -> SimpleNamespace:
     """The anatomy of a case (read-only), cached across grids of the same case."""
     ss = np.random.SeedSequence(entropy, spawn_key=spawn_key)
-    return _sample_anatomy(np.random.default_rng(ss))
+    return _sample_anatomy(np.random.default_rng(ss), body)

@@ -67,6 +67,7 @@ class _Canvas:
         self.grid = grid
         self.tissue = np.zeros(grid.shape, dtype=np.uint8)
         self.textures: list[tuple[Any, ...]] = []
+        self.metal: list[NDArray[np.float64]] = []  # centres of metal objects
 
     def paint(
         self,

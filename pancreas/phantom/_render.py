@@ -28,9 +28,14 @@ from pancreas.phantom._tissues import _T, _TISSUE_NAMES, _VISC
 # --------------------------------------------------------------------------
 
 
-def _render(an: SimpleNamespace, grid: _Grid) -> _Canvas:
+def _render(
+    an: SimpleNamespace, grid: _Grid, *, table: bool = True, arms: bool = False
+) -> _Canvas:
+    """Paint the tissue map; ``table``: the scanner table; ``arms``: at the sides."""
     cv = _Canvas(grid)
-    _paint_body(cv, an)
+    _paint_body(cv, an, table=table)
+    if arms:
+        _paint_arms(cv, an)
     _paint_back_muscles(cv, an)
     _paint_spine(cv, an)
     _paint_ribs(cv, an)
@@ -51,7 +56,7 @@ def _render(an: SimpleNamespace, grid: _Grid) -> _Canvas:
     return cv
 
 
-def _paint_body(cv: _Canvas, an: SimpleNamespace) -> None:
+def _paint_body(cv: _Canvas, an: SimpleNamespace, *, table: bool = True) -> None:
     g = cv.grid
     X = g.x.astype(np.float64)[:, None]
     Y = g.y.astype(np.float64)[None, :]
@@ -85,6 +90,8 @@ def _paint_body(cv: _Canvas, an: SimpleNamespace) -> None:
         sl2[d < 0] = _T.AIR
         ks = np.nonzero(s_idx == key)[0]
         cv.tissue[:, :, ks] = sl2[:, :, None]
+    if not table:
+        return
     # CT table: two thin curved plates below the back
     th_b = np.linspace(-np.pi, 0.0, 361)
     y_back = float((_body_radius(th_b, an) * np.sin(th_b)).min()) * float(np.max(s))
@@ -94,6 +101,53 @@ def _paint_body(cv: _Canvas, an: SimpleNamespace) -> None:
         m = (np.abs(Y - yt) < thick / 2) & (np.abs(X) < 230)
         ii, jj = np.nonzero(m)
         cv.tissue[ii, jj, :] = _T.TABLE
+
+
+def _arms(an: SimpleNamespace) -> list[tuple[int, float, float, float, float, float]]:
+    """Each arm's side, centre (x, y), semi-axes and fat thickness, in mm."""
+    fat = min(3.0 + 0.5 * an.tsc, 25.0)
+    ra, rb = 38.0 + fat, 32.0 + fat
+    out = []
+    for sgn in (-1, 1):
+        th = 0.0 if sgn > 0 else np.pi
+        # beside the flank at the level of the pancreas (z = 0)
+        half_w = float(_body_radius(np.array(th), an)) * float(_body_scale(0.0, an))
+        out.append((sgn, sgn * (half_w + 4.0 + ra), 0.15 * an.b_ant, ra, rb, fat))
+    return out
+
+
+def _arms_width(an: SimpleNamespace) -> float:
+    """Width (mm) from the outer edge of one arm to the other's."""
+    return float(max(abs(a[1]) + a[3] for a in _arms(an)) * 2)
+
+
+def _paint_arms(cv: _Canvas, an: SimpleNamespace) -> None:
+    """Arms at the sides (elbows and forearms at abdominal levels), in air.
+
+    Each arm is an ellipse of skin, subcutaneous fat (thicker in obese
+    patients), muscle and two forearm bones (radius and ulna), 4 mm beside
+    the flank at the pancreas's level. The field of view widens to hold them, up to 500 mm;
+    beyond, they are cut at its edge, as on real scans.
+    """
+    g = cv.grid
+    X = g.x.astype(np.float64)[:, None]
+    Y = g.y.astype(np.float64)[None, :]
+    for sgn, cx, cy, ra, rb, fat in _arms(an):
+        d = np.sqrt(((X - cx) / ra) ** 2 + ((Y - cy) / rb) ** 2)
+        sl2 = np.full(d.shape, _T.AIR, dtype=np.uint8)
+        sl2[d < 1.0] = _T.SKIN
+        sl2[d < 1.0 - an.skin / rb] = _T.SUBCUTANEOUS_FAT
+        sl2[d < 1.0 - (an.skin + fat) / rb] = _T.MUSCLE
+        for bx, by, r in ((-10.0, 4.0, 8.0), (10.0, -4.0, 7.0)):
+            rr = np.hypot(X - cx - sgn * bx, Y - cy - by)
+            sl2[rr < r] = _T.BONE_CORTICAL
+            sl2[rr < r - 2.5] = _T.BONE_CANCELLOUS
+        ii, jj = np.nonzero(d < 1.0)
+        if ii.size:
+            sub = cv.tissue[ii, jj, :]
+            air = sub == _T.AIR
+            sub[air] = np.broadcast_to(sl2[ii, jj][:, None], sub.shape)[air]
+            cv.tissue[ii, jj, :] = sub
 
 
 def _ellipse_mask(

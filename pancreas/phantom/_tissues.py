@@ -51,6 +51,7 @@ _TISSUE_NAMES = (
     "lymph_node",
     "table",
     "halo",  # internal: reserved fat around the pancreas, output as visceral_fat
+    "metal",  # surgical clips (only with streaks="metal")
 )
 #: Tissue name -> code in the tissue map returned by ``_make_case``.
 TISSUES: dict[str, int] = {name: code for code, name in enumerate(_TISSUE_NAMES)}
@@ -108,3 +109,67 @@ def _lut(codes: tuple[int, ...]) -> NDArray[np.bool_]:
 
 
 _VISC = (_T.VISCERAL_FAT,)
+
+# Mean HU (low, high) of the tissues that enhance, per contrast phase; the
+# other tissues keep their _HU_RANGES draw. "portal-venous" is _HU_RANGES
+# itself (the default cohort). Sources in make_phantom_cohort's docstring.
+_PHASE_HU: dict[str, dict[str, tuple[float, float]]] = {
+    "non-contrast": {
+        "artery": (35.0, 50.0),
+        "vein": (35.0, 50.0),
+        "ivc": (35.0, 50.0),
+        "blood": (35.0, 50.0),
+        "heart": (35.0, 50.0),
+        "liver": (50.0, 65.0),
+        "spleen": (40.0, 52.0),
+        "pancreas": (35.0, 50.0),
+        "kidney_cortex": (28.0, 38.0),
+        "kidney_medulla": (25.0, 35.0),
+        "muscle": (42.0, 55.0),
+        "stomach_wall": (30.0, 45.0),
+        "bowel_wall": (30.0, 45.0),
+        "colon_wall": (30.0, 45.0),
+        "duodenum_wall": (30.0, 45.0),
+        "lymph_node": (30.0, 45.0),
+    },
+    "arterial": {
+        "artery": (250.0, 400.0),
+        "vein": (110.0, 160.0),
+        "ivc": (60.0, 100.0),
+        "blood": (180.0, 320.0),
+        "heart": (100.0, 130.0),
+        "liver": (65.0, 85.0),
+        "spleen": (110.0, 150.0),
+        "pancreas": (110.0, 150.0),
+        "kidney_cortex": (180.0, 260.0),
+        "kidney_medulla": (70.0, 110.0),
+        "muscle": (45.0, 60.0),
+        "stomach_wall": (80.0, 120.0),
+        "bowel_wall": (80.0, 120.0),
+        "colon_wall": (70.0, 100.0),
+        "duodenum_wall": (80.0, 120.0),
+        "lymph_node": (45.0, 65.0),
+    },
+    "portal-venous": {},
+    "delayed": {
+        "artery": (100.0, 140.0),
+        "vein": (100.0, 140.0),
+        "ivc": (100.0, 140.0),
+        "blood": (100.0, 140.0),
+        "heart": (80.0, 100.0),
+        "liver": (75.0, 95.0),
+        "spleen": (80.0, 100.0),
+        "pancreas": (65.0, 85.0),
+        "kidney_cortex": (140.0, 180.0),
+        "kidney_medulla": (140.0, 190.0),
+        "urine": (300.0, 900.0),
+        "stomach_wall": (60.0, 80.0),
+        "bowel_wall": (60.0, 80.0),
+        "colon_wall": (55.0, 75.0),
+        "duodenum_wall": (60.0, 80.0),
+        "lymph_node": (45.0, 60.0),
+    },
+}
+# Positive oral contrast (dilute barium or iodine) in the lumen of the gut.
+_ORAL_CONTRAST_HU = (150.0, 350.0)
+_ORAL_CONTRAST_TISSUES = ("stomach_content", "duodenum_content", "bowel_content")
