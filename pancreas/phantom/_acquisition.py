@@ -83,8 +83,11 @@ def _case_grid(
     if not default_grid:
         # odd factors only: with 2 subsamples, the label's ">= half covered"
         # rule includes every tie and inflates the organ (about 15 % at 5 mm
-        # slices); the default cohort keeps its factors (bitwise unchanged)
-        factors |= 1
+        # slices); the default cohort keeps its factors (bitwise unchanged).
+        # 2 becomes 1 where the voxel is at most 1.6 times the target, else 3.
+        even = factors == 2
+        factors[even & (sp <= 1.6 * target)] = 1
+        factors[even & (sp > 1.6 * target)] = 3
     return (nx, ny, nz), affine, (int(factors[0]), int(factors[1]), int(factors[2]))
 
 
