@@ -88,7 +88,11 @@ def row(factor, values, *, titles=None, grids=None, **common):
 
 SMALL = {"shape": (128, 128, 12)}
 # the detail factors: 0.8 mm pixels, 160 x 160 mm around the field's centre
-DETAIL = {"shape": (200, 200, 12), "spacing": (0.8, 0.8, 2.5), "field_of_view": "partial"}
+DETAIL = {
+    "shape": (200, 200, 12),
+    "spacing": (0.8, 0.8, 2.5),
+    "field_of_view": "partial",
+}
 
 # %%
 # Field of view
@@ -138,7 +142,12 @@ row("phase", ["non-contrast", "arterial", "portal-venous", "delayed"], **SMALL)
 # %%
 # Habitus
 # -------
-row("habitus", [0.0, 0.5, 1.0], titles=["thin (0)", "average (0.5)", "obese (1)"], **SMALL)
+row(
+    "habitus",
+    [0.0, 0.5, 1.0],
+    titles=["thin (0)", "average (0.5)", "obese (1)"],
+    **SMALL,
+)
 
 # %%
 # Arms and table

@@ -173,14 +173,18 @@ def _make_case(
     f = _case_factors(factors or _Factors(), variation, rng_f)
     body = _Body(
         habitus=f.habitus,
-        pancreas_variant=None if f.pancreas_variant == "typical" else f.pancreas_variant,
+        pancreas_variant=(
+            None if f.pancreas_variant == "typical" else f.pancreas_variant
+        ),
         pancreas_shift=f.pancreas_shift,
         wide=f.field_of_view is not None,
     )
     an = _cached_anatomy(
         entropy, tuple(s_anat.spawn_key), None if body == _Body() else body
     )
-    z_range = None if f.field_of_view is None else _fov_z_range(an, f.field_of_view, rng_f)
+    z_range = None
+    if f.field_of_view is not None:
+        z_range = _fov_z_range(an, f.field_of_view, rng_f)
     spacing = f.spacing
     if spacing is None and shape is None and variation is not None:
         z_mm = (an.z_full if z_range is None else z_range)

@@ -87,15 +87,17 @@ def _check_spacing(spacing: Any) -> tuple[float, float, float] | None:
     return out  # type: ignore[return-value]
 
 
-def _check_factors(variation: Any = None, **factors: Any) -> tuple[str | None, _Factors]:
+def _check_factors(
+    variation: Any = None, **factors: Any
+) -> tuple[str | None, _Factors]:
     """Validate ``variation`` and the factor keywords; return them normalised."""
     if variation is not None and variation not in VARIATIONS:
-        raise ValueError(
-            f"variation must be None or 'realistic'; got {variation!r}"
-        )
+        raise ValueError(f"variation must be None or 'realistic'; got {variation!r}")
     f = _Factors(
         spacing=_check_spacing(factors["spacing"]),
-        field_of_view=_choice("field_of_view", factors["field_of_view"], FIELDS_OF_VIEW),
+        field_of_view=_choice(
+            "field_of_view", factors["field_of_view"], FIELDS_OF_VIEW
+        ),
         phase=_choice("phase", factors["phase"], PHASES),
         habitus=_real("habitus", factors["habitus"], 0.0, 1.0),
         arms=_choice("arms", factors["arms"], ARMS),
@@ -107,7 +109,9 @@ def _check_factors(variation: Any = None, **factors: Any) -> tuple[str | None, _
         pancreas_variant=_choice(
             "pancreas_variant", factors["pancreas_variant"], PANCREAS_VARIANTS
         ),
-        pancreas_shift=_real("pancreas_shift", factors["pancreas_shift"], -30, 30, " mm"),
+        pancreas_shift=_real(
+            "pancreas_shift", factors["pancreas_shift"], -30, 30, " mm"
+        ),
     )
     return variation, f
 

@@ -126,8 +126,8 @@ def _paint_arms(cv: _Canvas, an: SimpleNamespace) -> None:
 
     Each arm is an ellipse of skin, subcutaneous fat (thicker in obese
     patients), muscle and two forearm bones (radius and ulna), 4 mm beside
-    the flank at the pancreas's level. The field of view widens to hold them, up to 500 mm;
-    beyond, they are cut at its edge, as on real scans.
+    the flank at the pancreas's level. The field of view widens to hold
+    them, up to 500 mm; beyond, they are cut at its edge, as on real scans.
     """
     g = cv.grid
     X = g.x.astype(np.float64)[:, None]
