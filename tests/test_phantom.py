@@ -18,6 +18,7 @@ from pancreas.phantom import (
     _root_seed,
     make_phantom_cohort,
     make_synthetic_ct,
+    phantom_factors,
 )
 from pancreas.phantom._factors import _Factors
 
@@ -672,3 +673,37 @@ def test_realistic_full_size_spacing_is_drawn():
     # long scans get thicker slices (at most 700 slices)
     long = np.array([_realistic_spacing(rng, 400.0, 900.0)[2] for _ in range(50)])
     assert long.min() * 700 >= 900
+
+
+def test_phantom_factors_say_how_each_case_was_made():
+    kw = {"variation": "realistic", "random_state": 3}
+    described = phantom_factors(6, **kw)
+    assert len(described) == 6
+    assert {d["phase"] for d in described} == {"portal-venous", "non-contrast"}
+    cts, _ = make_phantom_cohort(6, shape=(32, 32, 8), **kw)
+    # the described field of view is the one rendered: 'partial' is the shortest
+    z_mm = [ct.spacing[2] * ct.shape[2] for ct in cts]
+    fovs = [d["field_of_view"] for d in described]
+    assert {"partial", "abdomen", "chest-abdomen-pelvis"} <= set(fovs)
+    z_of = {f: [z for z, g in zip(z_mm, fovs, strict=True) if g == f] for f in fovs}
+    assert max(z_of["partial"]) < min(z_of["abdomen"])
+    assert max(z_of["abdomen"]) < min(z_of["chest-abdomen-pelvis"])
+    # the described contrast phase is the one rendered
+    for d, seed_case in zip(described[1:4], range(1, 4), strict=True):
+        ct, _, tissue = _make_case(
+            _case_seed(_root_seed(3), seed_case),
+            (64, 64, 16),
+            return_tissues=True,
+            variation="realistic",
+        )
+        aorta = _median(ct, tissue, "artery")
+        expected = {"non-contrast": (0, 80), "arterial": (200, 450)}
+        lo, hi = expected.get(d["phase"], (80, 220))
+        assert lo <= aorta <= hi, (d["phase"], aorta)
+    fixed = phantom_factors(2, phase="delayed", random_state=0)
+    assert [d["phase"] for d in fixed] == ["delayed", "delayed"]
+    assert fixed[0]["habitus"] is None  # no variation: the default cohort's
+    with pytest.raises(ValueError, match="random_state"):
+        phantom_factors(2, random_state=np.random.default_rng(0))
+    with pytest.raises(TypeError, match="shape"):
+        phantom_factors(2, shape=(32, 32, 8))

@@ -48,13 +48,14 @@ import numpy as np
 from pancreas._parallel import parallel_map
 from pancreas.io import Volume
 from pancreas.phantom._acquisition import _case_grid as _case_grid
+from pancreas.phantom._acquisition import _factor_rng
 from pancreas.phantom._acquisition import _make_case as _make_case
 from pancreas.phantom._anatomy import _cached_anatomy as _cached_anatomy
+from pancreas.phantom._factors import _case_factors, _check_factors, _Factors
 from pancreas.phantom._tissues import PANCREAS_TISSUES as PANCREAS_TISSUES
 from pancreas.phantom._tissues import TISSUES as TISSUES
-from pancreas.phantom._factors import _check_factors, _Factors
 
-__all__ = ["make_phantom_cohort", "make_synthetic_ct"]
+__all__ = ["make_phantom_cohort", "make_synthetic_ct", "phantom_factors"]
 
 # --------------------------------------------------------------------------
 # Public API
@@ -84,6 +85,14 @@ def _root_seed(random_state: Any) -> np.random.SeedSequence:
 
 def _case_seed(root: np.random.SeedSequence, i: int) -> np.random.SeedSequence:
     return np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, i))
+
+
+def _check_n_cases(n_cases: Any) -> int:
+    if isinstance(n_cases, bool) or not isinstance(n_cases, (int, np.integer)):
+        raise ValueError(f"n_cases must be a non-negative int, got {n_cases!r}")
+    if n_cases < 0:
+        raise ValueError(f"n_cases must be a non-negative int, got {n_cases}")
+    return int(n_cases)
 
 
 def _check_shape(shape: Any) -> tuple[int, int, int] | None:
@@ -344,6 +353,7 @@ default=None
     See Also
     --------
     make_synthetic_ct : One small case.
+    phantom_factors : The factors of each case, without rendering.
 
     Notes
     -----
@@ -416,10 +426,7 @@ default=None
     ...     3, shape=(32, 32, 8), variation="realistic", random_state=0
     ... )
     """
-    if isinstance(n_cases, bool) or not isinstance(n_cases, (int, np.integer)):
-        raise ValueError(f"n_cases must be a non-negative int, got {n_cases!r}")
-    if n_cases < 0:
-        raise ValueError(f"n_cases must be a non-negative int, got {n_cases}")
+    n_cases = _check_n_cases(n_cases)
     shape_t = _check_shape(shape)
     variation, factors = _check_factors(
         variation,
@@ -443,3 +450,74 @@ default=None
         n_jobs=n_jobs,
     )
     return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def phantom_factors(
+    n_cases: int = 10,
+    *,
+    random_state: int | np.random.SeedSequence | None = None,
+    **factors: Any,
+) -> list[dict[str, Any]]:
+    """The factors of each case of a phantom cohort, without rendering it.
+
+    ``phantom_factors(n, random_state=seed, **factors)[i]`` says how case
+    ``i`` of ``make_phantom_cohort(n, random_state=seed, **factors)`` was
+    acquired (its contrast phase, field of view, habitus, ...): what a study
+    on the cohort stratifies its results by. It takes milliseconds.
+
+    Parameters
+    ----------
+    n_cases : int, default=10
+        Number of cases.
+    random_state : int, SeedSequence or None, default=None
+        Seed of the cohort, as given to :func:`make_phantom_cohort`. A numpy
+        ``Generator`` is not accepted: it would be consumed, and the cohort
+        made with it afterwards would differ.
+    **factors
+        The factor keywords of :func:`make_phantom_cohort` and
+        ``variation``.
+
+    Returns
+    -------
+    list of dict
+        One dict per case with the keys ``spacing``, ``field_of_view``,
+        ``phase``, ``habitus``, ``arms``, ``table``, ``noise``, ``kernel``,
+        ``streaks``, ``oral_contrast``, ``pancreas_variant`` and
+        ``pancreas_shift``. ``None`` means the default cohort's behaviour;
+        ``spacing`` is ``None`` unless given (read the drawn one from the
+        case's :class:`~pancreas.io.Volume`).
+
+    See Also
+    --------
+    make_phantom_cohort : The cohort itself.
+
+    Examples
+    --------
+    >>> from pancreas.phantom import phantom_factors
+    >>> cases = phantom_factors(3, variation="realistic", random_state=0)
+    >>> sorted(cases[0]) == sorted(
+    ...     ["spacing", "field_of_view", "phase", "habitus", "arms", "table",
+    ...      "noise", "kernel", "streaks", "oral_contrast", "pancreas_variant",
+    ...      "pancreas_shift"]
+    ... )
+    True
+    >>> phantom_factors(1, phase="arterial", random_state=0)[0]["phase"]
+    'arterial'
+    """
+    if isinstance(random_state, np.random.Generator | np.random.RandomState):
+        raise ValueError(
+            "random_state must be None, an int or a SeedSequence (a Generator "
+            "would be consumed, and the cohort would differ)"
+        )
+    unknown = set(factors) - {*_Factors._fields, "variation"}
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        raise TypeError(f"phantom_factors got unexpected keyword(s): {names}")
+    variation, fixed = _check_factors(
+        factors.get("variation"), **{k: factors.get(k) for k in _Factors._fields}
+    )
+    root = _root_seed(random_state)
+    return [
+        _case_factors(fixed, variation, _factor_rng(_case_seed(root, i)))._asdict()
+        for i in range(_check_n_cases(n_cases))
+    ]

@@ -146,6 +146,17 @@ def _gauss_ss(sigma: float) -> float:
     return float((phi**2).sum())
 
 
+def _child(seed: np.random.SeedSequence, k: int) -> np.random.SeedSequence:
+    """Child ``k`` of a case's seed: 0 anatomy, 1 grid, 2 noise, 3 factors."""
+    return np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, k))
+
+
+def _factor_rng(seed: np.random.SeedSequence) -> np.random.Generator:
+    """The generator of a case's factor draws (its own stream: the default
+    cohort's anatomy, grid and noise do not depend on it)."""
+    return np.random.default_rng(_child(seed, 3))
+
+
 def _make_case(
     seed: np.random.SeedSequence,
     shape: tuple[int, int, int] | None,
@@ -162,14 +173,11 @@ def _make_case(
     neither, the default cohort's case.
     """
     # children derived explicitly (not with spawn(), which has state)
-    s_anat, s_grid, s_noise, s_fact = (
-        np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, k))
-        for k in range(4)
-    )
+    s_anat, s_grid, s_noise = (_child(seed, k) for k in range(3))
     entropy = s_anat.entropy
     if not isinstance(entropy, int):
         entropy = tuple(int(e) for e in np.atleast_1d(entropy))
-    rng_f = np.random.default_rng(s_fact)
+    rng_f = _factor_rng(seed)
     f = _case_factors(factors or _Factors(), variation, rng_f)
     body = _Body(
         habitus=f.habitus,
