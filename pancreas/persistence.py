@@ -209,6 +209,10 @@ def save_pipeline(
         tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     )
     try:
+        # mkdtemp makes the folder private (0o700); a model folder gets the
+        # permissions of any new folder, so that a service or a shared model
+        # store can read it where the umask allows.
+        os.chmod(tmp, 0o777 & ~_current_umask())
         keras_files: dict[str, str] = {}
         for i, (name, est) in enumerate(keras_steps):
             stem = name if _SAFE_NAME.match(name) else f"step{i}"
@@ -403,6 +407,13 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, PathLike):
         return os.fspath(value)
     return repr(value)
+
+
+def _current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def _sha256(data: bytes) -> str:

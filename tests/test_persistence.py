@@ -486,3 +486,22 @@ def test_cohort_summary_rejects_bad_input(tmp_path):
     nib.save(nib.Nifti1Image(np.zeros((2, 2, 2, 3), np.int16), np.eye(4)), four_d)
     with pytest.raises(InvalidVolumeError, match=r"4d\.nii.*3D"):
         cohort_summary([four_d])
+
+
+# ---------------------------------------------------------------- permissions
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_model_folder_permissions_follow_the_umask(tmp_path, umask):
+    import stat
+
+    from pancreas.pipeline import make_pipeline
+    from pancreas.superpixels import SuperpixelGenerator
+
+    pipe = make_pipeline(SuperpixelGenerator()).fit(None)
+    old = os.umask(umask)
+    try:
+        model = save_pipeline(pipe, tmp_path / "model")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(model.stat().st_mode) == 0o777 & ~umask
+    for file in model.iterdir():
+        assert stat.S_IMODE(file.stat().st_mode) == 0o666 & ~umask, file.name
