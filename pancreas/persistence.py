@@ -94,6 +94,45 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.tree._tree.Tree",
 )
 
+#: What the ``config.json`` of a ``.keras`` network may name: (module, class)
+#: of every serialized object. These are the layers, initializers, optimizer
+#: and dtype policy of :func:`~pancreas.convnet.build_convnet` as trained by
+#: :class:`~pancreas.convnet.SuperpixelConvNet`, and pancreas's own
+#: deformation layer. Any other object (a ``Lambda`` layer, a function, a
+#: class from another module) is refused with :class:`UntrustedModelError`
+#: before Keras reads the file.
+KERAS_ALLOWED: frozenset[tuple[str | None, str]] = frozenset(
+    {
+        (None, "__keras_tensor__"),
+        ("keras", "DTypePolicy"),
+        ("keras.src.models.functional", "Functional"),
+        ("keras.layers", "InputLayer"),
+        ("keras.layers", "Conv2D"),
+        ("keras.layers", "MaxPooling2D"),
+        ("keras.layers", "Flatten"),
+        ("keras.layers", "Dense"),
+        ("keras.layers", "Dropout"),
+        ("keras.initializers", "GlorotUniform"),
+        ("keras.initializers", "Zeros"),
+        ("keras.optimizers", "Adam"),
+        ("pancreas.augment", "RandomThinPlateSpline"),
+    }
+)
+#: The members a ``.keras`` archive may hold.
+_KERAS_MEMBERS = frozenset({"config.json", "metadata.json", "model.weights.h5"})
+
+#: Oldest releases of the deserializing libraries without a known way for a
+#: crafted file to run code or write outside its folder: Keras 3.14.0
+#: (CVE-2025-9906 and CVE-2025-8747 fixed in 3.11.0, CVE-2025-12060 in
+#: 3.12.0, CVE-2026-1462 and the archive path traversal GHSA-hqp4-2352-xf5r
+#: in 3.14.0) and skops 0.13 (CVE-2025-54412 fixed in 0.12.0, CVE-2025-54886
+#: in 0.13.0). The same floors are in ``pyproject.toml``; loading refuses to
+#: run with anything older.
+SAFE_LIBRARY_VERSIONS: dict[str, tuple[int, ...]] = {
+    "keras": (3, 14, 0),
+    "skops": (0, 13, 0),
+}
+
 #: Distributions whose versions the manifest records.
 _DISTRIBUTIONS = (
     "numpy",
@@ -577,6 +616,7 @@ def load_pipeline(path: str | PathLike[str]) -> Pipeline:
     root = Path(path)
     manifest = read_manifest(root)
     _check_versions(manifest, root)
+    _check_safe_libraries(root)
     blobs = _read_verified(root, manifest["files"])
     if PIPELINE_FILE not in blobs:
         raise ModelFileError(
@@ -649,6 +689,35 @@ def _check_versions(manifest: dict[str, Any], root: Path) -> None:
             f"installed; models load only into the same {rule}. Retrain the model "
             f"with pancreas {installed}, or install pancreas {saved} to use it."
         )
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """The leading numbers of a version string: ``"3.14.0rc1"`` -> (3, 14, 0)."""
+    numbers = []
+    for part in version.split("."):
+        m = re.match(r"\d+", part)
+        if m is None:
+            break
+        numbers.append(int(m.group()))
+        if m.end() != len(part):
+            break
+    return tuple(numbers)
+
+
+def _check_safe_libraries(root: Path) -> None:
+    """Refuse to deserialize with a Keras or skops release that has known holes."""
+    for dist, floor in SAFE_LIBRARY_VERSIONS.items():
+        try:
+            installed = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # reported where it is needed (an ImportError)
+        if _release(installed) < floor:
+            wanted = ".".join(str(v) for v in floor)
+            raise ModelVersionError(
+                f"cannot load {root} safely: {dist} {installed} is installed, and "
+                f"releases before {wanted} can run code from a crafted model file; "
+                f"upgrade it (pip install '{dist}>={wanted}')"
+            )
 
 
 def _read_verified(root: Path, files: dict[str, dict[str, Any]]) -> dict[str, bytes]:
@@ -726,6 +795,7 @@ def _load_keras(data: bytes, file: Path) -> Any:
 
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise ModelFileError(f"{file}: not a Keras .keras archive")
+    _check_keras_config(data, file)
     with tempfile.TemporaryDirectory() as tmp:
         # The verified bytes, under a name that makes Keras use its native
         # (.keras) loader whatever the file is called.
@@ -738,6 +808,62 @@ def _load_keras(data: bytes, file: Path) -> Any:
             raise ModelFileError(
                 f"{file}: Keras could not load the network in safe mode ({exc})"
             ) from exc
+
+
+def _keras_objects(config: Any) -> list[tuple[Any, Any]]:
+    """(module, class_name) of every serialized object in a Keras config."""
+    found = []
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "class_name" in node or "module" in node:
+                found.append((node.get("module"), node.get("class_name")))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def _check_keras_config(data: bytes, file: Path) -> None:
+    """Refuse a ``.keras`` archive naming anything outside :data:`KERAS_ALLOWED`.
+
+    Keras's ``safe_mode`` refuses Python code (``Lambda`` layers), but its
+    checks have been bypassed before (CVE-2025-1550, CVE-2025-9906,
+    CVE-2026-1462); this allow-list is checked first, on the archive's
+    ``config.json`` alone, so a crafted file never reaches Keras's
+    deserializer.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+            extra = sorted(names - _KERAS_MEMBERS)
+            if extra:
+                raise UntrustedModelError(
+                    f"{file} holds unexpected member(s) {', '.join(extra)}; a "
+                    "pancreas network holds only "
+                    f"{', '.join(sorted(_KERAS_MEMBERS))}. Refusing to load it"
+                )
+            config = json.loads(archive.read("config.json"))
+    except UntrustedModelError:
+        raise
+    except (KeyError, ValueError, zipfile.BadZipFile, OSError) as exc:
+        raise ModelFileError(
+            f"{file}: not a readable Keras .keras archive ({exc})"
+        ) from exc
+    bad = sorted(
+        {
+            f"{module}.{name}" if module else str(name)
+            for module, name in _keras_objects(config)
+            if (module, name) not in KERAS_ALLOWED
+        }
+    )
+    if bad:
+        raise UntrustedModelError(
+            f"{file}: the network's config.json names {', '.join(bad)}, outside "
+            "the layers and functions a pancreas ConvNet is made of "
+            "(pancreas.persistence.KERAS_ALLOWED); refusing to load it"
+        )
 
 
 # ---------------------------------------------------------------------------
