@@ -145,7 +145,6 @@ _DISTRIBUTIONS = (
 )
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 # ---------------------------------------------------------------------------
@@ -910,7 +909,7 @@ def cohort_summary(X: Sequence[Any]) -> dict[str, Any]:
     >>> summary["n_cases"], summary["spacing_max"], summary["shape_min"]
     (2, [0.8, 0.9, 3.0], [4, 5, 3])
     """
-    from pancreas.io import Volume, as_volume
+    from pancreas.io import Volume, _case_grid
     from pancreas.record import CaseRecord
 
     if isinstance(X, str | PathLike | Volume | CaseRecord) or hasattr(X, "dataobj"):
@@ -918,30 +917,12 @@ def cohort_summary(X: Sequence[Any]) -> dict[str, Any]:
             "cohort_summary needs a sequence of volumes (one per case), got a "
             f"single {type(X).__name__}; wrap it in a list"
         )
+    # A lazy sequence of files (LazyVolumes) is summarised from its paths,
+    # without loading a volume.
+    items = getattr(X, "paths", X)
     shapes, spacings = [], []
-    for i, item in enumerate(X):
-        if isinstance(item, CaseRecord):
-            shape, spacing = tuple(item.shape), tuple(item.spacing)
-            name = item.case_id
-        else:
-            if isinstance(item, str | PathLike) and _is_nifti(item):
-                shape, affine = _nifti_header_grid(Path(item))
-                name = os.fspath(item)
-            elif (
-                hasattr(item, "affine")
-                and hasattr(item, "shape")
-                and not isinstance(item, Volume | np.ndarray)
-            ):
-                shape, affine = tuple(item.shape), np.asarray(item.affine, float)
-                name = getattr(item, "get_filename", lambda: None)() or f"case_{i}"
-            else:
-                vol = as_volume(item, name=f"case_{i}")
-                shape, affine, name = vol.shape, vol.affine, vol.name
-            if len(shape) != 3:
-                raise InvalidVolumeError(
-                    f"{name}: a CT volume must be 3D, got shape {tuple(shape)}"
-                )
-            shape, spacing = _canonical_grid(shape, affine)
+    for i, item in enumerate(items):
+        _, shape, spacing = _case_grid(item, i)
         shapes.append(shape)
         spacings.append(spacing)
     if not shapes:
@@ -955,52 +936,3 @@ def cohort_summary(X: Sequence[Any]) -> dict[str, Any]:
         "shape_min": [int(v) for v in shp.min(axis=0)],
         "shape_max": [int(v) for v in shp.max(axis=0)],
     }
-
-
-def _is_nifti(path: str | PathLike[str]) -> bool:
-    name = os.fspath(path).lower()
-    return any(name.endswith(s) for s in _NIFTI_SUFFIXES)
-
-
-def _nifti_header_grid(path: Path) -> tuple[tuple[int, ...], NDArray[np.float64]]:
-    """Shape and affine from a NIfTI header; the voxels are not read."""
-    import nibabel as nib
-
-    try:
-        img = nib.load(os.fspath(path))
-        shape = tuple(int(s) for s in img.shape)
-        affine = np.asarray(img.affine, dtype=np.float64)
-    except FileNotFoundError as exc:
-        raise VolumeFileError(f"{path}: no such file") from exc
-    except Exception as exc:  # nibabel raises many kinds
-        raise VolumeFileError(f"{path}: cannot read the NIfTI header ({exc})") from exc
-    # A trailing singleton (for example one time point) is still a 3D volume.
-    while len(shape) > 3 and shape[-1] == 1:
-        shape = shape[:-1]
-    return shape, affine
-
-
-def _canonical_grid(
-    shape: Sequence[int], affine: NDArray[np.float64]
-) -> tuple[tuple[int, ...], tuple[float, ...]]:
-    """Shape and spacing reordered as in the closest canonical (RAS+) grid.
-
-    The same reordering as :func:`pancreas.record.make_record` (nibabel's
-    ``io_orientation``), computed from the affine so that no voxel is read
-    (``nibabel.as_closest_canonical`` would load the data of a non-canonical
-    image to transpose it).
-    """
-    from nibabel import orientations
-
-    affine = np.asarray(affine, dtype=np.float64)
-    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-    ornt = orientations.io_orientation(affine)
-    if np.isnan(ornt).any():  # a degenerate affine: keep the array order
-        return tuple(int(s) for s in shape), tuple(float(z) for z in zooms)
-    out_shape = [0, 0, 0]
-    out_spacing = [0.0, 0.0, 0.0]
-    for axis in range(3):
-        dest = int(ornt[axis, 0])
-        out_shape[dest] = int(shape[axis])
-        out_spacing[dest] = float(zooms[axis])
-    return tuple(out_shape), tuple(out_spacing)
