@@ -32,7 +32,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from pancreas._validation import Interval, _fit_context
+from pancreas._validation import N_JOBS, Interval, _fit_context
 from pancreas.base import VolumeEstimatorMixin
 from pancreas.exceptions import InvalidVolumeError
 from pancreas.patches import sample_patches, scale_boxes, superpixel_boxes
@@ -496,7 +496,7 @@ class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         "hu_window": ["array-like"],
         "positive_fraction": [Interval(Real, 0, 1, closed="neither"), None],
         "random_state": ["random_state"],
-        "n_jobs": [Integral, None],
+        "n_jobs": N_JOBS,
         "verbose": ["verbose"],
     }
 
