@@ -178,8 +178,11 @@ def save_pipeline(
         created.
     training : mapping or None, default=None
         A description of the training data stored in the manifest as
-        ``training``, typically :func:`cohort_summary` of the training cases
-        plus anything the caller wants to record. Made JSON-safe.
+        ``training``. By default the pipeline's own ``training_summary_``
+        (what :meth:`~pancreas.pipeline.Pipeline.fit` saw: case count,
+        spacing and grid-size range, see :func:`cohort_summary`), which
+        ``pancreas segment`` compares each scan with; keys given here are
+        added to it, or replace its own. Made JSON-safe.
     overwrite : bool, default=False
         Replace an existing model directory at ``path``. The old model is
         removed only after the new one is complete. Even with
@@ -273,6 +276,9 @@ def save_pipeline(
         for fname in [PIPELINE_FILE, *keras_files.values()]:
             blob = (tmp / fname).read_bytes()
             files[fname] = {"sha256": _sha256(blob), "bytes": len(blob)}
+        fitted = getattr(pipeline, "training_summary_", None)
+        if fitted:
+            training = {**fitted, **(training or {})}
         manifest = _make_manifest(pipeline, training, files, keras_files)
         text = json.dumps(manifest, indent=2, allow_nan=False) + "\n"
         _write_bytes(tmp / MANIFEST, text.encode("utf-8"))

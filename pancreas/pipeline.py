@@ -12,8 +12,10 @@ from typing import Any
 
 from sklearn.pipeline import Pipeline as _SkPipeline
 from sklearn.pipeline import _name_estimators
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from pancreas._checks import _after_predict, _before_fit, _before_predict, _final_has
 from pancreas.record import CaseRecord
 from pancreas.report import StageReport
 
@@ -36,6 +38,16 @@ class Pipeline(_SkPipeline):
         steps (metadata routing only).
     verbose : bool, default=False
         Print the time of each step.
+
+    Attributes
+    ----------
+    training_summary_ : dict
+        What ``fit`` saw: ``n_cases``, the range of voxel spacing
+        (``spacing_min``, ``spacing_max``, mm, canonical axes) and grid size
+        (``shape_min``, ``shape_max``) of the training cases, and
+        ``n_validation_cases``. ``predict`` and ``predict_proba`` warn about
+        a case whose spacing lies well outside it, and
+        :func:`~pancreas.persistence.save_pipeline` stores it.
 
     See Also
     --------
@@ -79,15 +91,60 @@ class Pipeline(_SkPipeline):
         -------
         self : Pipeline
         """
+        training = _before_fit(self, X, y, X_val=X_val, y_val=y_val)
         if X_val is None:
-            return super().fit(X, y, **params)
-        if y_val is None:
-            raise ValueError("X_val was given without y_val")
-        head = self[:-1]
-        head.fit(X, y, **params)
-        self.steps = [*head.steps, self.steps[-1]]
-        self.steps[-1][1].fit(head.transform(X_val), y_val)
+            super().fit(X, y, **params)
+        else:
+            head = self[:-1]
+            head.fit(X, y, **params)
+            self.steps = [*head.steps, self.steps[-1]]
+            self.steps[-1][1].fit(head.transform(X_val), y_val)
+        self.training_summary_ = training
         return self
+
+    @available_if(_final_has("predict_proba"))
+    def predict_proba(self, X: Any, **params: Any) -> Any:
+        """Probability maps, with the warnings ``pancreas segment`` gives.
+
+        Parameters
+        ----------
+        X : sequence of CT volumes
+            Paths, nibabel images or Volumes; a bare array is refused (it
+            has no voxel spacing): pass ``Volume(array, affine)``.
+        **params : dict
+            Passed on as by scikit-learn's ``Pipeline.predict_proba``.
+
+        Returns
+        -------
+        list of ndarray of float32
+            One map per case, in its own grid.
+        """
+        _before_predict(self, X)
+        maps = super().predict_proba(X, **params)
+        _after_predict(self, X, maps, proba=True)
+        return maps
+
+    @available_if(_final_has("predict"))
+    def predict(self, X: Any, **params: Any) -> Any:
+        """Masks, with the warnings ``pancreas segment`` gives.
+
+        Parameters
+        ----------
+        X : sequence of CT volumes
+            Paths, nibabel images or Volumes; a bare array is refused (it
+            has no voxel spacing): pass ``Volume(array, affine)``.
+        **params : dict
+            Passed on as by scikit-learn's ``Pipeline.predict``.
+
+        Returns
+        -------
+        list of ndarray of uint8
+            One mask per case, in its own grid.
+        """
+        _before_predict(self, X)
+        masks = super().predict(X, **params)
+        _after_predict(self, X, masks, proba=False)
+        return masks
 
     def records(self, X: Any) -> list[CaseRecord]:
         """Run every step but the last: the per-case records.

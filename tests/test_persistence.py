@@ -184,7 +184,9 @@ def test_manifest_records_checksums_thresholds_and_params(
         k: float(v) for k, v in refiner.stage_thresholds_.items()
     }
     images, _ = tiny_cohort
+    # The caller's keys are added to (and replace) what fit recorded.
     assert manifest["training"] == {
+        **tiny_fitted.training_summary_,
         **cohort_summary(images[:4]),
         "note": ["phantoms", 4],
     }
@@ -292,7 +294,10 @@ def test_overwrite_replaces_a_model(tiny_fitted, model):
     out = save_pipeline(tiny_fitted, model, training={"n_cases": 1}, overwrite=True)
     assert out == model
     assert {p.name for p in model.iterdir()} == MODEL_FILES
-    assert read_manifest(model)["training"] == {"n_cases": 1}
+    assert read_manifest(model)["training"] == {
+        **tiny_fitted.training_summary_,
+        "n_cases": 1,
+    }
     assert [p.name for p in model.parent.iterdir()] == ["model"]
 
 
@@ -615,3 +620,42 @@ def test_loading_refuses_a_keras_with_known_holes(model, monkeypatch):
     monkeypatch.setattr(importlib.metadata, "version", version)
     with pytest.raises(ModelVersionError, match=r"keras 3\.10\.0 is installed.*3\.14"):
         load_pipeline(model)
+
+
+# ---------------------------------------------------------------- training summary
+@pytest.mark.slow
+def test_save_from_python_stores_what_fit_saw(tiny_fitted, tiny_cohort, tmp_path):
+    images, _ = tiny_cohort
+    # fitted on images[:3], validated on images[3]
+    assert tiny_fitted.training_summary_ == {
+        **cohort_summary(images[:3]),
+        "n_validation_cases": 1,
+    }
+    model = save_pipeline(tiny_fitted, tmp_path / "model")  # no training=
+    training = read_manifest(model)["training"]
+    assert training["n_cases"] == 3
+    assert training["spacing_min"] == cohort_summary(images[:3])["spacing_min"]
+    assert training["spacing_max"] == cohort_summary(images[:3])["spacing_max"]
+    loaded = load_pipeline(model)
+    assert loaded.training_summary_ == tiny_fitted.training_summary_
+
+
+@pytest.mark.slow
+def test_predict_warns_about_spacing_outside_the_training_range(
+    tiny_fitted, tiny_cohort, tmp_path
+):
+    import warnings
+
+    from pancreas.exceptions import SpacingWarning
+
+    images, _ = tiny_cohort
+    case = images[4]
+    # the same voxels, slices three times further apart than any training case
+    stretched = case.affine.copy()
+    stretched[:3, 2] *= 3.0 * max(tiny_fitted.training_summary_["spacing_max"])
+    far = Volume(case.array, stretched, "far-case")
+    with pytest.warns(SpacingWarning, match=r"far-case: voxel spacing .* outside"):
+        tiny_fitted.predict([far])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpacingWarning)
+        tiny_fitted.predict_proba([case])
