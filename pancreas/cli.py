@@ -139,6 +139,13 @@ def _train(args: argparse.Namespace) -> int:
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out}: exists; pass --overwrite to replace it")
     ds = _dataset(args)
+    if ds.labels is None:
+        raise ValueError(
+            f"no label found for any of the {len(ds)} images in {args.images!r} "
+            f"(labels: {args.labels!r}); training needs one label per image, "
+            "paired by file name: pass the folder or glob of the labels with "
+            "--labels"
+        )
     train, val = _train_val(ds, args)
     log.info(
         "training on %d cases, validating on %d (%s)", len(train), len(val), ds.name

@@ -828,3 +828,32 @@ def test_14_too_few_slices_for_the_smoothing_warn():
     ):
         (mask,) = ref.predict([thin])
     assert not mask.any()  # what the warning is about
+
+
+def test_14_train_with_labels_matching_no_image_says_so(tmp_path, capsys):
+    from pancreas.cli import main
+
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    for i in range(2):
+        ct = hu_ct(name=f"case{i}", seed=i)
+        save_volume(ct, folder / f"case{i}.nii.gz")
+    # the same folder as --labels: one-folder mode finds no label file in it
+    code = main(
+        [
+            "train",
+            "--images",
+            str(folder),
+            "--labels",
+            str(folder),
+            "--preset",
+            "tiny",
+            "--output",
+            str(tmp_path / "model"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "no label found for any of the 2 images" in err, err
+    assert "Traceback" not in err and "X_val" not in err
+    assert not (tmp_path / "model").exists()
