@@ -916,3 +916,17 @@ def _after_predict(pipeline: Any, X: Any, outputs: Any, *, proba: bool) -> None:
         return
     masks = [np.asarray(p) > threshold for p in outputs] if proba else outputs
     warn_empty_masks(X, masks, float(threshold))
+
+
+def _keyed_for_memory(pipeline: Any, X: Any, y: Any) -> tuple[Any, Any]:
+    """With ``memory=``, paths in X and y carry their files' identity.
+
+    scikit-learn keys the cache of each fitted transformer on a hash of its
+    inputs; a path alone would reuse stale outputs after the file at that
+    path changed. See :func:`pancreas.io._with_file_stamps`.
+    """
+    if getattr(pipeline, "memory", None) is None:
+        return X, y
+    from pancreas.io import _with_file_stamps
+
+    return _with_file_stamps(X), _with_file_stamps(y)

@@ -274,6 +274,62 @@ def _canonical_grid(
     return tuple(out_shape), tuple(out_spacing)
 
 
+class _StampedPath(str):
+    """A path that carries the identity of the file (or folder) it names.
+
+    It is the path string everywhere, but its pickle, and so joblib's hash
+    of it (the key of a Pipeline's ``memory=`` cache), includes ``stamp``:
+    the size, modification time and inode of the file, or of every file in a
+    DICOM folder. A file changed or replaced at the same path gets a new
+    key, so stale cached stage outputs are not reused.
+    """
+
+    stamp: tuple[Any, ...]
+
+    def __new__(cls, path: str, stamp: tuple[Any, ...]) -> _StampedPath:
+        obj = super().__new__(cls, path)
+        obj.stamp = stamp
+        return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_StampedPath, (str(self), self.stamp))
+
+
+def _file_stamp(path: Path) -> tuple[Any, ...]:
+    """Size, modification time (ns) and inode of a file, or of a folder's files."""
+    try:
+        if path.is_dir():
+            return tuple(
+                (f.relative_to(path).as_posix(), *_file_stamp(f))
+                for f in sorted(path.rglob("*"))
+                if f.is_file()
+            )
+        st = path.stat()
+    except OSError:
+        return ()  # a missing file is reported when it is loaded
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
+def _with_file_stamps(items: Any) -> Any:
+    """``items`` with every path replaced by a :class:`_StampedPath`.
+
+    A lazy sequence of files (:class:`~pancreas.datasets.LazyVolumes`)
+    becomes the list of its stamped paths (it loads the same volumes, one at
+    a time); other items and other sequences are returned as they are.
+    """
+    paths = getattr(items, "paths", None)
+    if isinstance(paths, list):
+        items = paths
+    if not isinstance(items, list | tuple):
+        return items
+    return [
+        _StampedPath(os.fspath(item), _file_stamp(Path(item)))
+        if isinstance(item, str | PathLike) and not isinstance(item, _StampedPath)
+        else item
+        for item in items
+    ]
+
+
 def _warn_unknown_orientation(img: Any, name: str) -> None:
     """Warn when a NIfTI header says nothing of the orientation.
 

@@ -15,7 +15,13 @@ from sklearn.pipeline import _name_estimators
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from pancreas._checks import _after_predict, _before_fit, _before_predict, _final_has
+from pancreas._checks import (
+    _after_predict,
+    _before_fit,
+    _before_predict,
+    _final_has,
+    _keyed_for_memory,
+)
 from pancreas.record import CaseRecord
 from pancreas.report import StageReport
 
@@ -92,6 +98,7 @@ class Pipeline(_SkPipeline):
         self : Pipeline
         """
         training = _before_fit(self, X, y, X_val=X_val, y_val=y_val)
+        X, y = _keyed_for_memory(self, X, y)
         if X_val is None:
             super().fit(X, y, **params)
         else:

@@ -857,3 +857,45 @@ def test_14_train_with_labels_matching_no_image_says_so(tmp_path, capsys):
     assert "no label found for any of the 2 images" in err, err
     assert "Traceback" not in err and "X_val" not in err
     assert not (tmp_path / "model").exists()
+
+
+def test_14_memory_cache_is_keyed_on_the_files_not_their_paths(tmp_path, monkeypatch):
+    import os
+
+    import pancreas.superpixels as sp
+
+    calls = []
+    real = sp.SuperpixelGenerator.transform
+
+    def spy(self, X):
+        calls.append(len(X))
+        return real(self, X)
+
+    monkeypatch.setattr(sp.SuperpixelGenerator, "transform", spy)
+    images, labels = [], []
+    for i in range(3):
+        ct = hu_ct(name=f"case{i}", seed=i)
+        images.append(save_volume(ct, tmp_path / f"case{i}.nii"))
+        labels.append(save_volume(label_for(ct), tmp_path / f"case{i}_seg.nii.gz"))
+
+    def fit():
+        pipe = make_pipeline(
+            SuperpixelGenerator(), RFCascade(n_estimators=2, cv=2),
+            memory=str(tmp_path / "cache"),
+        )
+        return pipe.fit(images, labels)
+
+    fit()
+    assert calls == [3]
+    fit()
+    assert calls == [3]  # unchanged files: the superpixels come from the cache
+    # a new scan written at the same path (same size, even)
+    new = hu_ct(name="case0", seed=99)
+    before = os.stat(images[0])
+    save_volume(new, images[0])
+    assert os.stat(images[0]).st_size == before.st_size
+    fitted = fit()
+    assert calls == [3, 3]  # recomputed, not the stale records
+    assert fitted[0].transform([images[0]])[0].volume.array.tolist() == (
+        new.array.astype(np.float32).tolist()
+    )
