@@ -40,8 +40,9 @@ def validate_step_params(steps: Iterable[tuple[str, Any]]) -> None:
     """Check every parameter of every step, before any step is fitted.
 
     Each estimator's ``_parameter_constraints`` are checked as its own
-    ``fit`` would, so that a bad value of the last step is reported at once,
-    not after the first steps have trained.
+    ``fit`` would, and its ``_check_params()`` (if it has one) is called, so
+    that a bad value of the last step is reported at once, not after the
+    first steps have trained.
 
     Parameters
     ----------
@@ -52,15 +53,26 @@ def validate_step_params(steps: Iterable[tuple[str, Any]]) -> None:
     ------
     sklearn.utils._param_validation.InvalidParameterError
         Naming the estimator, its step and the parameter.
+    ValueError
+        From an estimator's ``_check_params``, prefixed with its step.
     """
     for name, est in steps:
         if est is None or (isinstance(est, str) and est == "passthrough"):
             continue
         constraints = getattr(est, "_parameter_constraints", None)
-        if not isinstance(constraints, dict):
-            continue
-        validate_parameter_constraints(
-            constraints,
-            est.get_params(deep=False),
-            caller_name=f"{type(est).__name__} (step {name!r})",
-        )
+        if isinstance(constraints, dict):
+            validate_parameter_constraints(
+                constraints,
+                est.get_params(deep=False),
+                caller_name=f"{type(est).__name__} (step {name!r})",
+            )
+        # Rules the constraints cannot state (a window's order, how many of
+        # the scales are trained on), checked by the estimator itself.
+        check = getattr(est, "_check_params", None)
+        if callable(check):
+            try:
+                check()
+            except ValueError as exc:
+                raise type(exc)(
+                    f"{type(est).__name__} (step {name!r}): {exc}"
+                ) from exc

@@ -351,6 +351,10 @@ class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
             return tuple(self.sigma / s for s in record.spacing)
         return (float(self.sigma),) * 3
 
+    def _check_params(self) -> None:
+        """What the constraints cannot say (see ``validate_step_params``)."""
+        self._threshold_grid()
+
     def _threshold_grid(self) -> NDArray[np.float64]:
         if self.thresholds is None:
             return np.round(np.arange(1, 20) * 0.05, 2)

@@ -899,3 +899,40 @@ def test_14_memory_cache_is_keyed_on_the_files_not_their_paths(tmp_path, monkeyp
     assert fitted[0].transform([images[0]])[0].volume.array.tolist() == (
         new.array.astype(np.float32).tolist()
     )
+
+
+@pytest.mark.parametrize(
+    ("param", "value", "match"),
+    [
+        (
+            "gaussianrefiner__thresholds",
+            [0.0, 0.5],
+            r"^GaussianRefiner \(step 'gaussianrefiner'\): thresholds must be",
+        ),
+        (
+            "superpixelconvnet__n_train_scales",
+            9,
+            r"^SuperpixelConvNet \(step 'superpixelconvnet'\): n_train_scales=9",
+        ),
+    ],
+)
+def test_14_rules_beyond_the_constraints_are_checked_before_any_stage_runs(
+    param, value, match, monkeypatch
+):
+    import pancreas.superpixels as sp
+
+    calls = []
+    monkeypatch.setattr(
+        sp.SuperpixelGenerator, "transform", lambda self, X: calls.append(X)
+    )
+    pipe = make_pipeline(
+        SuperpixelGenerator(),
+        RFCascade(n_estimators=2),
+        SuperpixelConvNet(),
+        GaussianRefiner(),
+    )
+    pipe.set_params(**{param: value})
+    cts = [hu_ct(name="case_00")]
+    with pytest.raises(ValueError, match=match):
+        pipe.fit(cts, [label_for(cts[0])])
+    assert calls == []  # no stage ran
