@@ -815,6 +815,8 @@ def warn_outside_training(X: Any, training: dict[str, Any] | None) -> None:
     from pancreas.io import _case_grid
 
     items = getattr(X, "paths", X)
+    if not isinstance(items, list | tuple):
+        return  # a lazy sequence: not loaded twice for a warning
     for i, item in enumerate(items):
         name, _, spacing = _case_grid(item, i)
         note = outside_training_range(spacing, training, name)

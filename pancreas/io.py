@@ -203,9 +203,9 @@ def _check_numeric(dtype: np.dtype[Any], name: str) -> None:
 def _case_grid(item: Any, index: int) -> tuple[str, tuple[int, ...], tuple[float, ...]]:
     """Name, shape and spacing of one case in canonical (RAS+) voxel order.
 
-    Read without the voxels where possible: from the header of a NIfTI file,
-    the affine of a nibabel image or Volume, a record's own grid. Other items
-    (DICOM folders, arrays) go through :func:`as_volume`. Axis 2 is the axial
+    Read without the voxels: from the header of a NIfTI file, the headers of
+    a DICOM series, the affine of a nibabel image or Volume, a record's own
+    grid. Other items (arrays) go through :func:`as_volume`. Axis 2 is the axial
     one, as in the records the pipeline works on.
     """
     from pancreas.record import CaseRecord
@@ -215,6 +215,9 @@ def _case_grid(item: Any, index: int) -> tuple[str, tuple[int, ...], tuple[float
     if isinstance(item, str | PathLike) and _nifti_suffix(Path(item)) is not None:
         shape, affine = _nifti_header_grid(Path(item))
         name = os.fspath(item)
+    elif isinstance(item, str | PathLike) and Path(item).is_dir():
+        series = _scan_dicom_series(Path(item))  # headers only, no pixels
+        shape, affine, name = series.shape, series.affine, os.fspath(item)
     elif hasattr(item, "affine") and hasattr(item, "shape"):
         shape, affine = tuple(item.shape), np.asarray(item.affine, dtype=np.float64)
         getname = getattr(item, "get_filename", None)

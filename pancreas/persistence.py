@@ -882,7 +882,7 @@ def cohort_summary(X: Sequence[Any]) -> dict[str, Any]:
     Spacing and shape are given in the canonical (RAS+) voxel order the
     pipeline works in, so that the last axis is always the axial one. NIfTI
     files are summarised from their header alone (the voxels are not read);
-    DICOM folders are loaded with :func:`~pancreas.io.load_volume`.
+    DICOM folders from their headers (the pixel data is not read either).
 
     Parameters
     ----------

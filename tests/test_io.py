@@ -821,3 +821,13 @@ def test_nibabel_image_without_orientation_warns():
     assert int(img.header["sform_code"]) == 0 == int(img.header["qform_code"])
     with pytest.warns(OrientationWarning, match="orientation is unknown"):
         as_volume(img, name="in-memory")
+
+
+def test_dicom_series_summary_from_headers_matches_the_loaded_volume(tmp_path):
+    from pancreas.persistence import cohort_summary
+
+    folder = tmp_path / "series"
+    make_series(folder, n=5, rows=8, cols=10, spacing=(0.7, 0.5), step=2.5)
+    loaded = load_volume(folder)
+    assert cohort_summary([folder]) == cohort_summary([loaded])
+    assert cohort_summary([folder])["spacing_max"] == [0.5, 0.7, 2.5]
