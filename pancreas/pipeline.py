@@ -82,7 +82,8 @@ class Pipeline(_SkPipeline):
         Parameters
         ----------
         X : sequence of CT volumes
-            Training cases (paths, nibabel images, Volumes or arrays).
+            Training cases (paths, nibabel images or Volumes; a bare array,
+            which has no voxel spacing, is refused).
         y : sequence of label volumes
             One label per case; non-zero means pancreas.
         X_val, y_val : sequences, optional
@@ -97,16 +98,18 @@ class Pipeline(_SkPipeline):
         -------
         self : Pipeline
         """
-        training = _before_fit(self, X, y, X_val=X_val, y_val=y_val)
+        # Parameters and inputs checked, and the training cases summarised,
+        # before any stage runs (pancreas._checks).
+        self.training_summary_ = _before_fit(self, X, y, X_val=X_val, y_val=y_val)
         X, y = _keyed_for_memory(self, X, y)
         if X_val is None:
-            super().fit(X, y, **params)
-        else:
-            head = self[:-1]
-            head.fit(X, y, **params)
-            self.steps = [*head.steps, self.steps[-1]]
-            self.steps[-1][1].fit(head.transform(X_val), y_val)
-        self.training_summary_ = training
+            return super().fit(X, y, **params)
+        if y_val is None:
+            raise ValueError("X_val was given without y_val")
+        head = self[:-1]
+        head.fit(X, y, **params)
+        self.steps = [*head.steps, self.steps[-1]]
+        self.steps[-1][1].fit(head.transform(X_val), y_val)
         return self
 
     @available_if(_final_has("predict_proba"))
