@@ -55,6 +55,7 @@ from pancreas.exceptions import InvalidVolumeError, SpacingWarning
 
 __all__ = [
     "HOW_TO_PASS_AN_ARRAY",
+    "EMPTY_VALIDATION",
     "HU_OVERRIDE",
     "LABEL_VALUES",
     "MAX_PIXEL_MM",
@@ -76,6 +77,7 @@ __all__ = [
     "check_min_size",
     "check_not_constant",
     "check_shape_3d",
+    "check_validation_labels",
     "outside_training_range",
     "warn_empty_masks",
     "warn_outside_training",
@@ -764,6 +766,67 @@ def check_fit_inputs(
         )
     check_cases(X_val, "X_val")
     _check_same_length(X_val, y_val, "X_val", "y_val")
+    check_validation_labels(X_val, y_val)
+
+
+#: Why all-empty validation labels are refused, quoted in the message.
+EMPTY_VALIDATION = (
+    "so the refiner cannot choose its threshold (the best one for empty "
+    "labels empties every mask): give validation cases that show the "
+    "pancreas, or a fixed threshold (GaussianRefiner(threshold=...), "
+    "refiner__threshold on a pipeline)"
+)
+
+
+def check_validation_labels(X_val: Any, y_val: Any) -> None:
+    """Refuse validation labels that are all empty, before any training.
+
+    The validation cases choose the refiner's threshold; with no pancreas in
+    any label, the best threshold is the one that empties every mask. The
+    labels are read once here (a validation set is small), so that this is
+    reported before the stages train, not after.
+
+    Parameters
+    ----------
+    X_val : sequence of CT volumes
+        The validation cases, for their names.
+    y_val : sequence of label volumes
+        Their labels.
+
+    Raises
+    ------
+    InvalidVolumeError
+        If no label has a non-zero voxel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_validation_labels(["a.nii.gz"], [np.ones((2, 2, 2))])
+    >>> check_validation_labels(["a.nii.gz"], [np.zeros((2, 2, 2))])
+    Traceback (most recent call last):
+    ...
+    pancreas.exceptions.InvalidVolumeError: a.nii.gz: no validation label ...
+    """
+    from pancreas.io import as_volume
+
+    names = getattr(X_val, "paths", X_val)
+    named = isinstance(names, list | tuple)
+    labels = []
+    for i in range(len(y_val)):
+        labels.append(np.any(as_volume(y_val[i], name=f"y_val[{i}]").array))
+        if labels[-1]:
+            return
+    check_any_pancreas(
+        labels,
+        [
+            _case_name(names[i], i, "X_val") if named else f"X_val[{i}]"
+            for i in range(len(labels))
+        ],
+        what="validation",
+        consequence=EMPTY_VALIDATION,
+        labels_name="y_val",
+        cases_name="X_val",
+    )
 
 
 def _check_same_length(X: Any, y: Any, x_name: str, y_name: str) -> None:

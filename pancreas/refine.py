@@ -21,7 +21,7 @@ from scipy import ndimage, special
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from pancreas._checks import check_any_pancreas
+from pancreas._checks import EMPTY_VALIDATION, check_any_pancreas
 from pancreas._parallel import parallel_map
 from pancreas._validation import N_JOBS, Interval, StrOptions, _fit_context
 from pancreas.base import VolumeEstimatorMixin
@@ -412,13 +412,7 @@ class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
                 labels,
                 [rec.case_id for rec in records],
                 what="validation",
-                consequence=(
-                    "so the refiner cannot choose its threshold (the best one "
-                    "for empty labels empties every mask): give validation "
-                    "cases that show the pancreas, or a fixed threshold "
-                    "(GaussianRefiner(threshold=...), refiner__threshold on a "
-                    "pipeline)"
-                ),
+                consequence=EMPTY_VALIDATION,
                 labels_name="y_val",
                 cases_name="X_val",
             )

@@ -936,3 +936,25 @@ def test_14_rules_beyond_the_constraints_are_checked_before_any_stage_runs(
     with pytest.raises(ValueError, match=match):
         pipe.fit(cts, [label_for(cts[0])])
     assert calls == []  # no stage ran
+
+
+def test_14_empty_validation_labels_are_refused_before_any_stage_runs(monkeypatch):
+    import pancreas.superpixels as sp
+
+    calls = []
+    monkeypatch.setattr(
+        sp.SuperpixelGenerator, "transform", lambda self, X: calls.append(X)
+    )
+    cts = [hu_ct(name=f"case_{i:02d}", seed=i) for i in range(3)]
+    empty = [np.zeros(ct.shape, np.uint8) for ct in cts[2:]]
+    pipe = make_pipeline(SuperpixelGenerator(), RFCascade(n_estimators=2))
+    refused(
+        InvalidVolumeError,
+        lambda: pipe.fit(
+            cts[:2], [label_for(ct) for ct in cts[:2]], X_val=cts[2:], y_val=empty
+        ),
+        r"^case_02: no validation label marks any pancreas voxel",
+        r"refiner cannot choose its threshold",
+        r"check that y_val holds the pancreas labels .* same order as X_val",
+    )
+    assert calls == []  # refused before any stage ran
