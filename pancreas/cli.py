@@ -175,6 +175,13 @@ def _train(args: argparse.Namespace) -> int:
         raise FileExistsError(f"{out}: exists; pass --overwrite to replace it")
     _check_output(out.parent, f"-o/--output {out}: its parent folder")
     ds = _dataset(args)
+    if ds.labels is None:
+        raise ValueError(
+            f"no label found for any of the {len(ds)} images in {args.images!r} "
+            f"(labels: {args.labels!r}); training needs one label per image, "
+            "paired by file name: pass the folder or glob of the labels with "
+            "--labels"
+        )
     train, val = _train_val(ds, args)
     _verify_labels(train, val)
     log.info(

@@ -39,7 +39,10 @@ from pancreas.record import CaseRecord, make_record
 from pancreas.report import PAPER_TEST_DICE, StageReport
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pancreas.pipeline import Pipeline
+    # Typed as scikit-learn's Pipeline: pancreas.pipeline imports this module
+    # (for stage_report), never the other way round.
+    from sklearn.pipeline import Pipeline
+
     from pancreas.refine import GaussianRefiner
 
 __all__ = ["CasePictures", "Evaluation", "evaluate_pipeline"]
@@ -309,7 +312,7 @@ def _evaluate_case(
         name = ids[i] if ids is not None else _default_case_id(item, i)
         record = make_record(item, name)
         del item
-        (record,) = pipeline.records([record])
+        (record,) = pipeline[:-1].transform([record])
         label = record.label_array(y[i])
         maps = refiner.stage_maps(record)
         row = _stage_row(record, label, maps, refiner.stage_thresholds_)
