@@ -6,20 +6,31 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+HASH := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# What each target needs: the demo only the package, tests and docs the
+# test extra (pytest, hypothesis, the docs tools, highdicom, dask).
+STAMP_DEMO := $(VENV)/.installed-demo-$(HASH)
+STAMP := $(VENV)/.installed-test-$(HASH)
 
 .PHONY: demo test docs install clean
+
+$(STAMP_DEMO): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	rm -f $(VENV)/.installed-demo-*
+	touch $@
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test]"
-	rm -f $(VENV)/.installed-*
+	rm -f $(VENV)/.installed-test-*
 	touch $@
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP_DEMO)
 	$(PY) -m pancreas demo -o demo_output
 
 test: $(STAMP)

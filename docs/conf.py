@@ -182,6 +182,7 @@ API_GROUPS = (
         (
             "pancreas.persistence",
             "pancreas.cohort",
+            "pancreas.dicom_seg",
             "pancreas.distributed",
             "pancreas.cli",
         ),

@@ -8,11 +8,16 @@ CTs: :func:`pancreas.phantom.make_phantom_cohort`. Each case is drawn from an
 anatomical model in millimetres (body wall and fat, spine and ribs, liver,
 spleen, kidneys, great and mesenteric vessels, stomach, duodenum, colon,
 small bowel, lung bases) with a lobulated pancreas from the head, inside the
-duodenal C-loop, to the tail at the splenic hilum.
+duodenal C-loop on the patient's right, to the tail at the splenic hilum on
+the patient's left. Every case has an RAS+ affine: array axis 0 runs towards
+the patient's right, axis 1 anterior, axis 2 superior.
 
 This example generates one full-size case (512 x 512 voxels per slice, like
 NIH Pancreas-CT) and shows axial slices through the pancreatic head, body and
 tail in a soft-tissue window (W400/L40), with the pancreas label outlined.
+The next example, :ref:`sphx_glr_auto_examples_plot_phantom_factors.py`,
+shows how the cohort varies (field of view, spacing, contrast phase,
+habitus, noise, kernel and more).
 """
 
 # %%
@@ -27,6 +32,7 @@ import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
@@ -45,16 +51,21 @@ print(
 # %%
 # Choose slices through the head, body and tail
 # ---------------------------------------------
-# Array axis 0 runs towards the patient's left, so the head is the part of
-# the label with the smallest axis-0 coordinates and the tail the largest.
+# Positions are read in world coordinates through the affine. In RAS+ world
+# x grows towards the patient's right, so the head (on the patient's right)
+# is the part of the label with the largest world x and the tail (on the
+# patient's left, at the splenic hilum) the part with the smallest.
 lab = label.array > 0
 area = lab.sum(axis=(0, 1))
 ks = np.flatnonzero(area > 0.3 * area.max())
-x_mean = np.array([np.argwhere(lab[:, :, k])[:, 0].mean() for k in ks])
-x_min = np.array([np.argwhere(lab[:, :, k])[:, 0].min() for k in ks])
-x_max = np.array([np.argwhere(lab[:, :, k])[:, 0].max() for k in ks])
-head = int(ks[np.argmin(x_mean)])
-tail = int(ks[np.argmax(x_mean)])
+ijk = np.argwhere(lab)
+x_world = nib.affines.apply_affine(ct.affine, ijk)[:, 0]
+x_world = [x_world[ijk[:, 2] == k] for k in ks]
+x_mean = np.array([x.mean() for x in x_world])
+x_min = np.array([x.min() for x in x_world])
+x_max = np.array([x.max() for x in x_world])
+head = int(ks[np.argmax(x_mean)])
+tail = int(ks[np.argmin(x_mean)])
 body = int(ks[np.argmax(x_max - x_min)])  # the slice where it spans the midline
 if body in (head, tail):
     body = int(ks[len(ks) // 2])
@@ -63,18 +74,22 @@ if body in (head, tail):
 # Plot in a soft-tissue window
 # ----------------------------
 # Radiological convention: the patient's right on the left of each image,
-# anterior at the top. The view is cropped to the body (the largest connected
-# region above -500 HU, which leaves out the scanner table).
+# anterior at the top. The images are drawn in world coordinates (mm), with
+# the x axis reversed so that the patient's right (large world x) is on the
+# left. The view is cropped to the body (the largest connected region above
+# -500 HU, which leaves out the scanner table).
 sx, sy, sz = ct.spacing
 nx, ny, _ = ct.shape
-extent = (0, nx * sx, 0, ny * sy)
+x0, y0 = ct.affine[0, 3] - 0.5 * sx, ct.affine[1, 3] - 0.5 * sy
+extent = (x0, x0 + nx * sx, y0, y0 + ny * sy)
 parts, n_parts = ndimage.label(ct.array[:, :, body] > -500)
 sizes = ndimage.sum_labels(np.ones(parts.shape), parts, range(1, n_parts + 1))
 ii, jj = np.nonzero(parts == 1 + int(np.argmax(sizes)))
 pad = 12.0  # mm
-xlim = (ii.min() * sx - pad, (ii.max() + 1) * sx + pad)
-ylim = (jj.min() * sy - pad, (jj.max() + 1) * sy + pad)
-aspect = (ylim[1] - ylim[0]) / (xlim[1] - xlim[0])
+# reversed x limits: the patient's right on the left
+xlim = (x0 + (ii.max() + 1) * sx + pad, x0 + ii.min() * sx - pad)
+ylim = (y0 + jj.min() * sy - pad, y0 + (jj.max() + 1) * sy + pad)
+aspect = (ylim[1] - ylim[0]) / (xlim[0] - xlim[1])
 fig, axes = plt.subplots(1, 3, figsize=(15, 5 * aspect + 0.9), layout="constrained")
 for ax, (name, k) in zip(
     axes, [("head", head), ("body", body), ("tail", tail)], strict=True
@@ -101,8 +116,8 @@ for ax, (name, k) in zip(
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
     y_mid = sum(ylim) / 2
-    ax.text(xlim[0] + 4, y_mid, "R", color="w", fontsize=12, va="center")
-    ax.text(xlim[1] - 4, y_mid, "L", color="w", fontsize=12, va="center", ha="right")
+    ax.text(xlim[0] - 4, y_mid, "R", color="w", fontsize=12, va="center")
+    ax.text(xlim[1] + 4, y_mid, "L", color="w", fontsize=12, va="center", ha="right")
     ax.set_axis_off()
 fig.suptitle(
     f"{ct.source}: synthetic portal-venous CT, {nx} x {ny} x {ct.shape[2]} voxels, "

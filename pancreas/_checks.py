@@ -56,6 +56,8 @@ from numpy.typing import NDArray
 from pancreas.exceptions import InvalidVolumeError, SpacingWarning
 
 __all__ = [
+    "HOW_TO_PASS_AN_ARRAY",
+    "EMPTY_VALIDATION",
     "HU_OVERRIDE",
     "LABEL_VALUES",
     "MAX_PIXEL_MM",
@@ -68,14 +70,19 @@ __all__ = [
     "TRAINING_RANGE_TOLERANCE",
     "check_affine",
     "check_any_pancreas",
+    "check_cases",
     "check_ct_dtype",
     "check_finite",
+    "check_fit_inputs",
     "check_hounsfield",
     "check_label_values",
     "check_min_size",
     "check_not_constant",
     "check_shape_3d",
+    "check_validation_labels",
     "outside_training_range",
+    "warn_empty_masks",
+    "warn_outside_training",
     "warn_spacing",
 ]
 
@@ -580,7 +587,15 @@ def check_label_values(array: NDArray[Any], name: str) -> None:
     )
 
 
-def check_any_pancreas(labels: Sequence[NDArray[Any]], names: Sequence[str]) -> None:
+def check_any_pancreas(
+    labels: Sequence[NDArray[Any]],
+    names: Sequence[str],
+    *,
+    what: str = "training",
+    consequence: str = "so there is nothing to learn",
+    labels_name: str = "y",
+    cases_name: str = "X",
+) -> None:
     """Refuse a training set whose labels hold no pancreas at all.
 
     Parameters
@@ -589,6 +604,12 @@ def check_any_pancreas(labels: Sequence[NDArray[Any]], names: Sequence[str]) -> 
         The (bool) label of each training case.
     names : sequence of str
         The cases, for the message.
+    what : str, default="training"
+        Which labels these are, for the message.
+    consequence : str, default="so there is nothing to learn"
+        Why that is fatal, for the message.
+    labels_name, cases_name : str, default="y", "X"
+        The arguments holding the labels and the cases, for the message.
 
     Raises
     ------
@@ -609,8 +630,370 @@ def check_any_pancreas(labels: Sequence[NDArray[Any]], names: Sequence[str]) -> 
     shown = ", ".join(str(n) for n in list(names)[:5])
     more = f" and {len(names) - 5} more" if len(names) > 5 else ""
     raise InvalidVolumeError(
-        f"{shown}{more}: no training label marks any pancreas voxel (all "
-        f"{len(labels)} label volume(s) are empty), so there is nothing to learn; "
-        "check that y holds the pancreas labels (non-zero = pancreas) in the "
-        "same order as X"
+        f"{shown}{more}: no {what} label marks any pancreas voxel (all "
+        f"{len(labels)} label volume(s) are empty), {consequence}; "
+        f"check that {labels_name} holds the pancreas labels (non-zero = "
+        f"pancreas) in the same order as {cases_name}"
     )
+
+
+# ---------------------------------------------------------------------------
+# What the Pipeline checks before it runs, and warns about after
+# ---------------------------------------------------------------------------
+
+#: How to give a bare array its grid, quoted when one is refused.
+HOW_TO_PASS_AN_ARRAY = (
+    "wrap it with its voxel-to-world affine: pancreas.io.Volume(array, "
+    "affine), with affine = the nibabel image's .affine, or "
+    "numpy.diag([sx, sy, sz, 1.0]) for voxels of sx x sy x sz mm along the "
+    "array's axes (axis 2 the slices); or pass the NIfTI path, the DICOM "
+    "folder or the nibabel image itself"
+)
+
+
+def _case_name(item: Any, index: int, what: str) -> str:
+    for attr in ("case_id", "source"):
+        name = getattr(item, attr, None)
+        if name:
+            return str(name)
+    if isinstance(item, str) or hasattr(item, "__fspath__"):
+        return str(item)
+    getname = getattr(item, "get_filename", None)
+    if callable(getname) and getname():
+        return str(getname())
+    return f"{what}[{index}]"
+
+
+def check_cases(X: Any, what: str = "X") -> None:
+    """Refuse CT volumes given as bare arrays, which carry no voxel spacing.
+
+    A plain array would be read as 1 mm voxels in an unknown orientation:
+    the superpixel sizes, the crops and the smoothing (all in mm) would be
+    wrong and the segmentation silently empty. Lists, tuples and arrays of
+    cases are checked item by item; other sequences (such as
+    :class:`~pancreas.datasets.LazyVolumes`, which yield Volumes) are not
+    indexed here.
+
+    Parameters
+    ----------
+    X : sequence of CT volumes
+        The cases.
+    what : str, default="X"
+        The argument's name, for the message.
+
+    Raises
+    ------
+    InvalidVolumeError
+        Naming the first bare array and showing how to pass its affine.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pancreas.io import Volume
+    >>> check_cases([Volume(np.zeros((8, 8, 2)), np.diag([0.7, 0.7, 2.5, 1]))])
+    >>> check_cases([np.zeros((8, 8, 2))])
+    Traceback (most recent call last):
+    ...
+    pancreas.exceptions.InvalidVolumeError: X[0]: a bare array of shape ...
+    """
+    if isinstance(X, np.ndarray) and X.dtype != object:
+        raise InvalidVolumeError(
+            f"{what}: a bare array of shape {X.shape} has no voxel spacing or "
+            f"orientation; pass a list with one volume per case and "
+            f"{HOW_TO_PASS_AN_ARRAY}"
+        )
+    if not isinstance(X, list | tuple | np.ndarray):
+        return
+    for i, item in enumerate(X):
+        if isinstance(item, np.ndarray | list | tuple):
+            shape = np.shape(item) if not isinstance(item, np.ndarray) else item.shape
+            raise InvalidVolumeError(
+                f"{what}[{i}]: a bare array of shape {tuple(shape)} has no voxel "
+                "spacing or orientation (it would be read as 1 mm voxels, and "
+                "the superpixels, crops and smoothing, all in mm, would be "
+                f"wrong); {HOW_TO_PASS_AN_ARRAY}"
+            )
+
+
+def check_fit_inputs(
+    X: Any, y: Any, *, X_val: Any = None, y_val: Any = None
+) -> None:
+    """What ``Pipeline.fit`` needs before any stage runs: cases and labels.
+
+    Parameters
+    ----------
+    X : sequence of CT volumes
+        Training cases.
+    y : sequence of label volumes or None
+        Their labels.
+    X_val, y_val : sequences or None, default=None
+        Validation cases and their labels.
+
+    Raises
+    ------
+    ValueError
+        ``y`` is None (the method learns from labels), ``X_val`` comes without
+        ``y_val`` (or the reverse), or a sequence and its labels differ in
+        length.
+    InvalidVolumeError
+        A case is a bare array (see :func:`check_cases`).
+
+    Examples
+    --------
+    >>> check_fit_inputs(["a.nii.gz"], None)
+    Traceback (most recent call last):
+    ...
+    ValueError: Pipeline.fit: labels are required ...
+    """
+    if y is None:
+        raise ValueError(
+            "Pipeline.fit: labels are required (y is None); the method learns "
+            "from them: pass y, one label volume per case of X (non-zero = "
+            "pancreas), in the same order as X"
+        )
+    check_cases(X, "X")
+    _check_same_length(X, y, "X", "y")
+    if X_val is None and y_val is None:
+        return
+    if y_val is None:
+        raise ValueError(
+            "Pipeline.fit: X_val was given without y_val; the validation cases "
+            "choose the threshold from their labels: pass y_val, one label per "
+            "case of X_val"
+        )
+    if X_val is None:
+        raise ValueError(
+            "Pipeline.fit: y_val was given without X_val; pass the validation "
+            "cases as X_val"
+        )
+    check_cases(X_val, "X_val")
+    _check_same_length(X_val, y_val, "X_val", "y_val")
+    check_validation_labels(X_val, y_val)
+
+
+#: Why all-empty validation labels are refused, quoted in the message.
+EMPTY_VALIDATION = (
+    "so the refiner cannot choose its threshold (the best one for empty "
+    "labels empties every mask): give validation cases that show the "
+    "pancreas, or a fixed threshold (GaussianRefiner(threshold=...), "
+    "refiner__threshold on a pipeline)"
+)
+
+
+def check_validation_labels(X_val: Any, y_val: Any) -> None:
+    """Refuse validation labels that are all empty, before any training.
+
+    The validation cases choose the refiner's threshold; with no pancreas in
+    any label, the best threshold is the one that empties every mask. The
+    labels are read once here (a validation set is small), so that this is
+    reported before the stages train, not after.
+
+    Parameters
+    ----------
+    X_val : sequence of CT volumes
+        The validation cases, for their names.
+    y_val : sequence of label volumes
+        Their labels.
+
+    Raises
+    ------
+    InvalidVolumeError
+        If no label has a non-zero voxel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_validation_labels(["a.nii.gz"], [np.ones((2, 2, 2))])
+    >>> check_validation_labels(["a.nii.gz"], [np.zeros((2, 2, 2))])
+    Traceback (most recent call last):
+    ...
+    pancreas.exceptions.InvalidVolumeError: a.nii.gz: no validation label ...
+    """
+    from pancreas.io import as_volume
+
+    names = getattr(X_val, "paths", X_val)
+    named = isinstance(names, list | tuple)
+    labels = []
+    for i in range(len(y_val)):
+        labels.append(np.any(as_volume(y_val[i], name=f"y_val[{i}]").array))
+        if labels[-1]:
+            return
+    check_any_pancreas(
+        labels,
+        [
+            _case_name(names[i], i, "X_val") if named else f"X_val[{i}]"
+            for i in range(len(labels))
+        ],
+        what="validation",
+        consequence=EMPTY_VALIDATION,
+        labels_name="y_val",
+        cases_name="X_val",
+    )
+
+
+def _check_same_length(X: Any, y: Any, x_name: str, y_name: str) -> None:
+    try:
+        n_x, n_y = len(X), len(y)
+    except TypeError:
+        return  # checked by the stages, which index them
+    if n_x != n_y:
+        raise ValueError(
+            f"Pipeline.fit: {x_name} has {n_x} case(s) but {y_name} has {n_y} "
+            "label(s); give one label per case, in the same order"
+        )
+
+
+def warn_outside_training(X: Any, training: dict[str, Any] | None) -> None:
+    """Warn about each case whose voxel spacing is unlike the training cohort's.
+
+    The same rule as ``pancreas segment`` (:func:`outside_training_range`);
+    NIfTI files are read from their header only.
+
+    Parameters
+    ----------
+    X : sequence of CT volumes
+        The cases about to be segmented.
+    training : dict or None
+        The fitted pipeline's ``training_summary_`` (or a model's manifest
+        ``training``); None checks nothing.
+
+    Warns
+    -----
+    SpacingWarning
+        One per case outside the range.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from pancreas.io import Volume
+    >>> training = {"spacing_min": [0.6, 0.6, 1.0], "spacing_max": [0.9, 0.9, 2.5]}
+    >>> thick = Volume(np.zeros((8, 8, 2)), np.diag([0.7, 0.7, 5.0, 1]), "thick")
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_outside_training([thick], training)
+    >>> print(caught[0].message)  # doctest: +ELLIPSIS
+    thick: voxel spacing 0.7 x 0.7 x 5 mm is outside the model's training range...
+    """
+    if not training or "spacing_min" not in training:
+        return
+    from pancreas.io import _case_grid
+
+    items = getattr(X, "paths", X)
+    if not isinstance(items, list | tuple):
+        return  # a lazy sequence: not loaded twice for a warning
+    for i, item in enumerate(items):
+        name, _, spacing = _case_grid(item, i)
+        note = outside_training_range(spacing, training, name)
+        if note is not None:
+            warnings.warn(note, SpacingWarning, stacklevel=3)
+
+
+def warn_empty_masks(X: Any, masks: Sequence[NDArray[Any]], threshold: float) -> None:
+    """Warn about each case whose segmentation is empty.
+
+    Parameters
+    ----------
+    X : sequence of CT volumes
+        The cases, for their names.
+    masks : sequence of ndarray
+        One mask per case (non-zero = pancreas).
+    threshold : float
+        The threshold that gave them, for the message.
+
+    Warns
+    -----
+    SegmentationWarning
+        One per empty mask, as ``pancreas segment`` reports them.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_empty_masks(["a.nii.gz"], [np.zeros((2, 2, 2))], 0.3)
+    >>> print(caught[0].message)  # doctest: +ELLIPSIS
+    a.nii.gz: empty segmentation (no voxel above the threshold 0.30)...
+    """
+    from pancreas.exceptions import SegmentationWarning
+
+    items = getattr(X, "paths", X)
+    for i, mask in enumerate(masks):
+        if np.any(mask):
+            continue
+        named = isinstance(items, list | tuple) and i < len(items)
+        name = _case_name(items[i], i, "X") if named else f"X[{i}]"
+        warnings.warn(
+            f"{name}: empty segmentation (no voxel above the threshold "
+            f"{threshold:.2f}); the scan may not show the pancreas, or be unlike "
+            "the training cases (field of view, spacing, contrast phase): check "
+            "it",
+            SegmentationWarning,
+            stacklevel=3,
+        )
+
+
+# The Pipeline's hooks: called at the top of fit and around predict, so that
+# pancreas.pipeline stays a thin layer over scikit-learn's Pipeline.
+def _final_has(method: str) -> Any:
+    """``available_if`` check: the pipeline's last step has ``method``."""
+
+    def check(pipeline: Any) -> bool:
+        last = pipeline.steps[-1][1]
+        return last == "passthrough" or hasattr(last, method)
+
+    return check
+
+
+def _before_fit(
+    pipeline: Any, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None
+) -> dict[str, Any] | None:
+    """Validate every step's parameters and the inputs; summarise X.
+
+    Returns the training summary that becomes ``training_summary_``:
+    :func:`~pancreas.persistence.cohort_summary` of ``X`` (NIfTI headers
+    only, no voxels) and the number of validation cases.
+    """
+    from pancreas._validation import validate_step_params
+    from pancreas.persistence import cohort_summary
+
+    validate_step_params(pipeline.steps)
+    if y is not None or X_val is not None or any(
+        getattr(est, "_requires_y", False) for _, est in pipeline.steps
+    ):
+        check_fit_inputs(X, y, X_val=X_val, y_val=y_val)
+    else:
+        check_cases(X, "X")
+    if X is None:  # a pipeline of stages that learn nothing (superpixels)
+        return None
+    summary = cohort_summary(X)
+    summary["n_validation_cases"] = 0 if X_val is None else len(X_val)
+    return summary
+
+
+def _before_predict(pipeline: Any, X: Any) -> None:
+    check_cases(X, "X")
+    warn_outside_training(X, getattr(pipeline, "training_summary_", None))
+
+
+def _after_predict(pipeline: Any, X: Any, outputs: Any, *, proba: bool) -> None:
+    threshold = getattr(pipeline.steps[-1][1], "threshold_", None)
+    if threshold is None:
+        return
+    masks = [np.asarray(p) > threshold for p in outputs] if proba else outputs
+    warn_empty_masks(X, masks, float(threshold))
+
+
+def _keyed_for_memory(pipeline: Any, X: Any, y: Any) -> tuple[Any, Any]:
+    """With ``memory=``, paths in X and y carry their files' identity.
+
+    scikit-learn keys the cache of each fitted transformer on a hash of its
+    inputs; a path alone would reuse stale outputs after the file at that
+    path changed. See :func:`pancreas.io._with_file_stamps`.
+    """
+    if getattr(pipeline, "memory", None) is None:
+        return X, y
+    from pancreas.io import _with_file_stamps
+
+    return _with_file_stamps(X), _with_file_stamps(y)

@@ -7,6 +7,7 @@ can move the work to a Dask cluster with
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -62,7 +63,17 @@ def parallel_map(
     if verbose and len(items) > 1:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(items, desc=desc, leave=False, mininterval=_bar_interval(tqdm))
+        to_log = _bar_interval(tqdm) >= LOG_BAR_INTERVAL
+        iterator = tqdm(
+            items,
+            desc=desc,
+            mininterval=_bar_interval(tqdm),
+            # a log file gets plain lines (no carriage returns or escapes),
+            # the last one with the total
+            leave=to_log,
+            file=_LogLines(sys.stderr) if to_log else None,
+            ascii=True if to_log else None,
+        )
     if n_jobs in (None, 1) and not _in_parallel_config():
         return [func(item, *args) for item in iterator]
     return list(
@@ -90,6 +101,30 @@ def _bar_interval(bar_class: type) -> float:
     except (AttributeError, ValueError):  # replaced or closed stream
         interactive = False
     return 0.1 if interactive else LOG_BAR_INTERVAL
+
+
+class _LogLines:
+    """A stream for progress bars in a log file: each update a plain line.
+
+    tqdm redraws its bar in place with carriage returns (and, for nested
+    bars, cursor-movement escape sequences); in a file they leave one long
+    garbled line. This writer turns each redraw into its own line and drops
+    the escapes and the blank redraw that clears a finished bar.
+    """
+
+    _ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        for part in re.split(r"[\r\n]", self._ESCAPE.sub("", text)):
+            if part.strip():
+                self.stream.write(part.rstrip() + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def _in_parallel_config() -> bool:

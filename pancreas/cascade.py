@@ -32,7 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from pancreas._checks import check_any_pancreas
 from pancreas._parallel import parallel_map
-from pancreas._validation import Interval, _fit_context
+from pancreas._validation import N_JOBS, Interval, _fit_context
 from pancreas.base import VolumeEstimatorMixin
 from pancreas.exceptions import InvalidVolumeError
 from pancreas.record import CaseRecord, as_records, check_labels
@@ -719,7 +719,7 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         "cv": [Interval(Integral, 2, None, closed="left")],
         "hu_window": [tuple, list],
         "random_state": ["random_state"],
-        "n_jobs": [Integral, None],
+        "n_jobs": N_JOBS,
         "verbose": ["verbose"],
     }
 

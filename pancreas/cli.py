@@ -25,15 +25,16 @@ input that cannot be used at all (the message says why).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 __all__ = ["build_parser", "main"]
 
@@ -137,6 +138,13 @@ def _eval_cases(ds: Any, args: argparse.Namespace) -> Any:
 
 
 # ----------------------------------------------------------------- commands
+def _check_output(path: str | Path, option: str = "-o/--output") -> Path:
+    """The output folder, created and probed before any work (or an error)."""
+    from pancreas.cohort import check_output_folder
+
+    return check_output_folder(path, option=option)
+
+
 def _configure_pipeline(pipe: Any, args: argparse.Namespace) -> Any:
     params: dict[str, Any] = {}
     available = pipe.get_params()
@@ -165,7 +173,15 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out}: exists; pass --overwrite to replace it")
+    _check_output(out.parent, f"-o/--output {out}: its parent folder")
     ds = _dataset(args)
+    if ds.labels is None:
+        raise ValueError(
+            f"no label found for any of the {len(ds)} images in {args.images!r} "
+            f"(labels: {args.labels!r}); training needs one label per image, "
+            "paired by file name: pass the folder or glob of the labels with "
+            "--labels"
+        )
     train, val = _train_val(ds, args)
     _verify_labels(train, val)
     log.info(
@@ -204,7 +220,7 @@ def _train(args: argparse.Namespace) -> int:
     }
     save_pipeline(pipe, out, training=training, overwrite=args.overwrite)
     threshold = pipe.steps[-1][1].threshold_
-    print(
+    _echo(
         f"trained on {len(train)} cases in {fit_s:.0f} s (threshold {threshold:.2f}); "
         f"model in {out}/"
     )
@@ -216,9 +232,9 @@ def _segment(args: argparse.Namespace) -> int:
     from pancreas.cohort import segment_cohort
     from pancreas.persistence import load_pipeline, read_manifest
 
+    out = _check_output(args.output)
     pipe = _configure_pipeline(load_pipeline(args.model), args)
     training = read_manifest(args.model).get("training")
-    out = Path(args.output)
     result = _run_maybe_on_cluster(
         args,
         [pipe],
@@ -228,6 +244,8 @@ def _segment(args: argparse.Namespace) -> int:
         out,
         proba=args.proba,
         stats=args.stats,
+        dicom_seg=args.output_type == "dicom-seg",
+        preview=args.preview,
         overwrite=args.overwrite,
         training=training,
         n_jobs=args.cases_in_parallel,
@@ -238,7 +256,7 @@ def _segment(args: argparse.Namespace) -> int:
             out / "statistics.json", json.dumps(result.stats, indent=2) + "\n"
         )
     n_total = len(result.done) + len(result.skipped) + len(result.failed)
-    print(
+    _echo(
         f"{len(result.done)} of {n_total} case(s) segmented, "
         f"{len(result.skipped)} already done, {len(result.failed)} failed; "
         f"outputs in {out}/"
@@ -267,9 +285,30 @@ def _evaluate(args: argparse.Namespace) -> int:
     from pancreas.evaluation import evaluate_pipeline
     from pancreas.persistence import load_pipeline
 
+    _check_output(args.output)
     pipe = _configure_pipeline(load_pipeline(args.model), args)
     ds = _eval_cases(_dataset(args), args)
     _verify_labels(ds)
+    roles = _training_roles(args.model)
+    if not args.split and not args.include_training_cases:
+        seen = [c for c in ds.case_ids if c in roles]
+        if seen:
+            unseen = [c for c in ds.case_ids if c not in roles]
+            if not unseen:
+                raise ValueError(
+                    f"all {len(ds)} cases of {ds.name} were used to train or "
+                    "validate this model (its manifest lists them); score other "
+                    "cases, or pass --include-training-cases to score these "
+                    "anyway (labelled as such in the report)"
+                )
+            log.warning(
+                "leaving out %d case(s) the model was trained or validated on "
+                "(its manifest lists them): %s; --include-training-cases "
+                "scores them too",
+                len(seen),
+                ", ".join(seen),
+            )
+            ds = _subset(ds, unseen, "unseen")
     log.info("evaluating %d cases of %s", len(ds), ds.name)
     evaluation = _run_maybe_on_cluster(
         args,
@@ -285,14 +324,60 @@ def _evaluate(args: argparse.Namespace) -> int:
         surface_method=args.surface_method,
     )
     folder = evaluation.write(args.output)
-    print(f"Stage table on {len(ds)} cases of {ds.name} (Dice):")
-    print(evaluation.stage.to_text(per_case=False))
-    print(
+    counts = _write_scored_cases(folder, ds.case_ids, roles)
+    _echo(f"Stage table on {len(ds)} cases of {ds.name} (Dice; {counts}):")
+    _echo(evaluation.stage.to_text(per_case=False))
+    _echo(
         f"surface metrics: {evaluation.surface_method} definition, surface Dice "
         f"at {evaluation.tolerance:g} mm"
     )
-    print(f"report in {folder}/")
+    _echo(f"report in {folder}/")
     return 0
+
+
+def _training_roles(model: str) -> dict[str, str]:
+    """``{case id: "train" | "val"}`` from the model's manifest (may be empty)."""
+    from pancreas.persistence import read_manifest
+
+    training = read_manifest(model).get("training") or {}
+    roles = {str(c): "val" for c in training.get("val_cases", [])}
+    roles.update({str(c): "train" for c in training.get("train_cases", [])})
+    return roles
+
+
+def _write_scored_cases(
+    folder: Path, case_ids: Sequence[str], roles: dict[str, str]
+) -> str:
+    """List the scored cases, each with its role for the model, in the report.
+
+    Writes ``scored_cases.csv`` (case, role: ``train``, ``val`` or
+    ``unseen``) and a section of ``index.md``; returns a one-line count.
+    """
+    from pancreas._atomic import atomic_write_text
+
+    role = {c: roles.get(c, "unseen") for c in case_ids}
+    atomic_write_text(
+        folder / "scored_cases.csv",
+        "case,role\n" + "".join(f"{c},{role[c]}\n" for c in case_ids),
+    )
+    n = {r: sum(v == r for v in role.values()) for r in ("unseen", "train", "val")}
+    counts = (
+        f"{n['unseen']} unseen, {n['train']} training and {n['val']} validation "
+        "case(s) of the model"
+    )
+    lines = ["", "## Cases scored", "", f"{len(case_ids)} cases: {counts}.", ""]
+    if n["train"] or n["val"]:
+        lines += [
+            "**Training and validation cases are included**: their scores "
+            "overestimate how the model does on new scans.",
+            "",
+        ]
+    lines += ["| case | role |", "|---|---|"]
+    lines += [f"| {c} | {role[c]} |" for c in case_ids]
+    index = folder / "index.md"
+    text = index.read_text() if index.is_file() else ""
+    atomic_write_text(index, text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
+    return counts
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -300,7 +385,7 @@ def _info(args: argparse.Namespace) -> int:
 
     manifest = read_manifest(args.model)
     if args.json:
-        print(json.dumps(manifest, indent=2))
+        _echo(json.dumps(manifest, indent=2))
         return 0
     training = manifest.get("training") or {}
     versions = manifest.get("versions", {})
@@ -321,7 +406,7 @@ def _info(args: argparse.Namespace) -> int:
     lines.append("files:")
     for name, entry in sorted(manifest.get("files", {}).items()):
         lines.append(f"  {name}  {entry['bytes']} bytes  sha256 {entry['sha256']}")
-    print("\n".join(lines))
+    _echo("\n".join(lines))
     return 0
 
 
@@ -330,8 +415,7 @@ def _demo(args: argparse.Namespace) -> int:
     from pancreas.persistence import cohort_summary, save_pipeline
     from pancreas.phantom import make_phantom_cohort
 
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _check_output(args.output)
     n_train, n_val, n_test = args.n_train, args.n_val, args.n_test
     shape = tuple(args.shape)
     t0 = time.perf_counter()
@@ -392,9 +476,9 @@ def _demo(args: argparse.Namespace) -> int:
         "mean_dice": report.summary()[report.columns[-1]]["mean"],
     }
     (out / "summary.json").write_text(json.dumps(timing, indent=2) + "\n")
-    print(f"Stage table on {timing['n_test']} held-out phantom cases (Dice):")
-    print(report.to_text())
-    print(
+    _echo(f"Stage table on {timing['n_test']} held-out phantom cases (Dice):")
+    _echo(report.to_text())
+    _echo(
         f"\nmade cohort in {timing['cohort_s']} s, trained in {timing['fit_s']} s, "
         f"evaluated in {timing['evaluate_s']} s; model in {out / 'model'}/, "
         f"report in {report_dir}/index.md"
@@ -414,6 +498,53 @@ def _run_maybe_on_cluster(
     return run_on_cluster(address, func, *a, scatter=scatter, **kw)
 
 
+# ------------------------------------------------------------------- device
+#: The preset of ``pancreas train`` when none is given: the default of
+#: :func:`pancreas.pipeline.make_roth2015_pipeline`, the paper's configuration.
+DEFAULT_PRESET = "paper"
+#: Values of ``--device``.
+DEVICES = ("auto", "cpu", "gpu")
+
+
+def _select_device(device: str) -> None:
+    """Apply ``--device`` before Keras is imported (see docs/installation.rst).
+
+    ``cpu`` hides every GPU from the backend (``CUDA_VISIBLE_DEVICES=-1``,
+    and ``JAX_PLATFORMS=cpu`` for JAX); ``gpu`` checks that the backend
+    sees one and refuses to start otherwise, rather than training for hours
+    on the CPU by surprise; ``auto`` leaves the backend to choose.
+    """
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+        if backend == "jax":
+            os.environ["JAX_PLATFORMS"] = "cpu"
+        return
+    if device != "gpu":
+        return
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        found = len(tf.config.list_physical_devices("GPU"))
+    elif backend == "jax":
+        import jax
+
+        found = sum(d.platform == "gpu" for d in jax.devices())
+    elif backend == "torch":
+        import torch
+
+        found = torch.cuda.device_count()
+    else:
+        raise ValueError(f"--device gpu: unknown KERAS_BACKEND {backend!r}")
+    if not found:
+        raise ValueError(
+            f"--device gpu: the Keras backend ({backend}) sees no GPU; check "
+            "CUDA_VISIBLE_DEVICES and the GPU build of the backend "
+            "(docs/installation.rst, 'A GPU'), or pass --device cpu"
+        )
+    log.info("%s sees %d GPU(s)", backend, found)
+
+
 # ------------------------------------------------------------------- parser
 def _tolerance_mm(text: str) -> float:
     """``--nsd-tolerance``: a non-negative finite number of mm."""
@@ -426,6 +557,12 @@ def _tolerance_mm(text: str) -> float:
             f"must be a non-negative number of mm, got {text!r}"
         )
     return value
+
+
+def _version() -> str:
+    from pancreas import __version__
+
+    return __version__
 
 
 def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
@@ -480,6 +617,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         help="parallel threads/processes inside each stage (-1: all cores)",
     )
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default=argparse.SUPPRESS,
+        help="where the ConvNet runs: auto (a GPU when the Keras backend sees "
+        "one, the default), cpu (GPUs hidden) or gpu (an error without one)",
+    )
 
 
 def _add_runtime(parser: argparse.ArgumentParser, *, cases: bool = True) -> None:
@@ -520,8 +664,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pancreas",
         description="Pancreas segmentation in CT after Roth et al. (2015).",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}"
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress output, and no log lines of TensorFlow or nibabel",
+    )
     parser.add_argument("--n-jobs", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--device", choices=DEVICES, default="auto", help=argparse.SUPPRESS
+    )
     parser.add_argument(
         "--debug", action="store_true", help="show tracebacks of errors"
     )
@@ -541,7 +695,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--shape", type=int, nargs=3, default=(160, 160, 40), metavar=("NX", "NY", "NZ")
     )
-    demo.add_argument("--preset", default="cpu", choices=("paper", "cpu", "tiny"))
+    demo.add_argument(
+        "--preset",
+        default="cpu",
+        choices=("paper", "cpu", "tiny"),
+        help="configuration (default 'cpu': the demo is a recipe that runs in "
+        "minutes; train's default, as in Python, is 'paper')",
+    )
     demo.add_argument(
         "--epochs",
         type=int,
@@ -568,7 +728,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of cases held out to choose the threshold (default 0.1, "
         "at least 1 case; 0: the training cases)",
     )
-    train.add_argument("--preset", default="cpu", choices=("paper", "cpu", "tiny"))
+    train.add_argument(
+        "--preset",
+        default=DEFAULT_PRESET,
+        choices=("paper", "cpu", "tiny"),
+        help=f"configuration (default {DEFAULT_PRESET!r}, as in Python's "
+        "make_roth2015_pipeline; 'cpu' trains in hours on a CPU)",
+    )
     train.add_argument(
         "--epochs", type=int, default=0, help="ConvNet epochs (0: the preset's)"
     )
@@ -611,7 +777,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     segment.add_argument("-o", "--output", required=True, help="output folder")
     segment.add_argument(
-        "--proba", action="store_true", help="also write float32 probability maps"
+        "--proba",
+        action="store_true",
+        help="also write float32 probability maps; the mask is the map above "
+        "the model's threshold (in the map's header and JSON), not above 0.5",
+    )
+    segment.add_argument(
+        "--output-type",
+        choices=("nifti", "dicom-seg"),
+        default="nifti",
+        help="dicom-seg: also a DICOM Segmentation object <case>_seg.dcm per "
+        "DICOM input, referencing its series (needs pancreas[dicom-seg])",
+    )
+    segment.add_argument(
+        "--preview",
+        action="store_true",
+        help="also write <case>_preview.png: axial, coronal and sagittal views "
+        "through the mask's centre",
     )
     segment.add_argument(
         "--stats",
@@ -638,6 +820,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="test",
         choices=("train", "val", "test"),
         help="part of --split to evaluate (default test)",
+    )
+    evaluate.add_argument(
+        "--include-training-cases",
+        action="store_true",
+        help="without --split, also score the cases the model's manifest lists "
+        "as training or validation cases (by default left out); the report "
+        "labels each case's role",
     )
     evaluate.add_argument("-o", "--output", required=True, help="report folder")
     evaluate.add_argument(
@@ -684,22 +873,109 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> build_parser().parse_args(["demo", "--n-train", "4"]).n_train
     4
     """
+    parser = build_parser()
+    args = parser.parse_args(argv)  # before any heavy import: --help is instant
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        with _streams(quiet=args.quiet):
+            logging.basicConfig(
+                level=logging.WARNING if args.quiet else logging.INFO,
+                format="%(asctime)s %(levelname)s %(message)s",
+                stream=sys.stderr,
+            )
+            if args.quiet:
+                for name in ("nibabel", "tensorflow", "absl", "jax", "h5py"):
+                    logging.getLogger(name).setLevel(logging.ERROR)
+            return _run(args)
+    except BrokenPipeError:
+        # the reader of stdout went away (``pancreas info --json | head``):
+        # no traceback, and nothing more written at interpreter exit
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+        return 141  # 128 + SIGPIPE, what a shell reports for such a writer
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command; a usage error or an unusable input exits 2 with a message."""
     from sklearn.exceptions import NotFittedError
 
     from pancreas.exceptions import PancreasError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
+        _select_device(args.device)
         return int(args.func(args))
     except (PancreasError, NotFittedError, OSError, ValueError) as exc:
-        if args.debug:
+        if args.debug or isinstance(exc, BrokenPipeError):
             raise
         print(f"pancreas {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+#: Where :func:`_echo` writes results: the real standard output while a
+#: command runs (see :func:`_streams`); None: ``sys.stdout``.
+_results: TextIO | None = None
+
+
+def _echo(*values: Any) -> None:
+    """Print a result on standard output; everything else goes to stderr."""
+    print(*values, file=_results or sys.stdout, flush=True)
+
+
+@contextlib.contextmanager
+def _streams(*, quiet: bool) -> Iterator[None]:
+    """Results on stdout; progress, logs and library output on stderr.
+
+    Keras prints its epoch lines, and native libraries their messages, on
+    standard output or error at the file-descriptor level; while a command
+    runs, descriptor 1 is pointed at standard error (with ``quiet``, both at
+    the null device: TensorFlow's C++ log lines, which ``TF_CPP_MIN_LOG_LEVEL``
+    no longer silences, go with it), and only :func:`_echo` writes to the
+    real standard output. Python's ``sys.stderr`` stays visible for warnings
+    and errors. Streams without a descriptor (a notebook, pytest's capture)
+    get the same split at the Python level.
+    """
+    global _results
+    try:
+        out_fd, err_fd = sys.stdout.fileno(), sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        _results = sys.stdout
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                yield
+        finally:
+            _results = None
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_out, saved_err = os.dup(out_fd), os.dup(err_fd)
+    python_stderr = sys.stderr
+    _results = open(  # noqa: SIM115 (closed below)
+        os.dup(saved_out), "w", encoding=sys.stdout.encoding, errors="replace"
+    )
+    try:
+        if quiet:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, err_fd)
+            os.close(null)
+            sys.stderr = open(  # noqa: SIM115 (closed below)
+                os.dup(saved_err),
+                "w",
+                buffering=1,
+                encoding=python_stderr.encoding,
+                errors="backslashreplace",
+            )
+        os.dup2(err_fd, out_fd)
+        yield
+    finally:
+        sys.stdout.flush()
+        with contextlib.suppress(BrokenPipeError):
+            _results.close()
+        _results = None
+        if sys.stderr is not python_stderr:
+            sys.stderr.close()
+            sys.stderr = python_stderr
+        os.dup2(saved_out, out_fd)
+        os.dup2(saved_err, err_fd)
+        os.close(saved_out)
+        os.close(saved_err)

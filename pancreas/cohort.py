@@ -29,7 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from pancreas._atomic import atomic_write_text, remove_stale_temporaries
+from pancreas._atomic import (
+    atomic_write_bytes,
+    atomic_write_text,
+    remove_stale_temporaries,
+)
 from pancreas._checks import outside_training_range
 from pancreas._memory import check_memory
 from pancreas._parallel import local_threads, parallel_map
@@ -39,9 +43,11 @@ from pancreas.exceptions import DatasetLayoutError
 __all__ = [
     "CaseOutputs",
     "CohortResult",
+    "check_output_folder",
     "find_cases",
     "organ_statistics",
     "output_paths",
+    "proba_description",
     "segment_cohort",
 ]
 
@@ -61,14 +67,19 @@ def _series_folder(folder: Path) -> Path | None:
     (``PANCREAS_0001/<study>/<series>/*.dcm``); it must hold exactly one
     folder with files.
     """
-    with_files = [
-        Path(root)
-        for root, dirs, files in os.walk(folder)
-        if any(not f.startswith(".") for f in files)
-        and not any(
-            part.startswith(".") for part in Path(root).relative_to(folder).parts
-        )
-    ]
+    with_files = []
+    seen: set[str] = set()
+    # symbolic links are followed (a series linked in from another disk), each
+    # real folder once (a link to an ancestor would loop)
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if any(not f.startswith(".") for f in files):
+            with_files.append(Path(root))
     if len(with_files) == 1:
         return with_files[0]
     if not with_files:
@@ -81,15 +92,74 @@ def _series_folder(folder: Path) -> Path | None:
     )
 
 
+def check_output_folder(
+    output: str | os.PathLike[str], *, option: str = "output folder"
+) -> Path:
+    """Create an output folder, or say why it cannot be written, before any work.
+
+    Parameters
+    ----------
+    output : str or PathLike
+        The folder; created with its parents when missing.
+    option : str, default="output folder"
+        How to name it in messages (e.g. ``"-o/--output"``).
+
+    Returns
+    -------
+    Path
+        The folder.
+
+    Raises
+    ------
+    ValueError
+        The path or one of its parents is a regular file, or the folder
+        cannot be created or written (a probe file is written and removed).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> check_output_folder(tmp / "masks").is_dir()
+    True
+    >>> _ = (tmp / "notes.txt").write_text("x")
+    >>> check_output_folder(tmp / "notes.txt" / "masks")
+    Traceback (most recent call last):
+    ...
+    ValueError: output folder .../masks: .../notes.txt is a file, not a folder; ...
+    """
+    import tempfile
+
+    out = Path(os.fspath(output))
+    for parent in (out, *out.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(
+                f"{option} {out}: {parent} is a file, not a folder; choose "
+                "another output path"
+            )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-probe-"):
+            pass
+    except OSError as exc:
+        raise ValueError(
+            f"{option} {out}: cannot be written ({exc.strerror or exc}); "
+            "choose a folder you can write to"
+        ) from exc
+    return out
+
+
 def find_cases(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[str, Path]]:
     """Expand command-line inputs into ``(case_id, path)`` pairs.
 
     Each input is a NIfTI file, a DICOM series folder (a folder with files),
     or a cohort folder: a folder holding NIfTI files (one case each) or
     sub-folders (one case each, the DICOM series anywhere below, as in the
-    NIH Pancreas-CT tree). Case ids are file names without the extension and
-    an nnU-Net ``_0000`` (or ``_ct``, ``_image``, ``_img``) suffix, or folder
-    names.
+    NIH Pancreas-CT tree; symbolic links are followed). A case folder that
+    holds no file is still returned, so that segmenting it fails with the
+    reason rather than leaving it out unnoticed. Case ids are file names
+    without the extension and an nnU-Net ``_0000`` (or ``_ct``, ``_image``,
+    ``_img``) suffix, or folder names.
 
     Parameters
     ----------
@@ -152,9 +222,9 @@ def _cases_in_folder(folder: Path) -> list[tuple[str, Path]]:
         return [(folder.name, folder)]  # a DICOM series folder
     cases = []
     for sub in (p for p in entries if p.is_dir()):
-        series = _series_folder(sub)
-        if series is not None:
-            cases.append((sub.name, series))
+        # a case folder without files stays a case: it fails and is listed
+        # with the reason, instead of silently shrinking the cohort
+        cases.append((sub.name, _series_folder(sub) or sub))
     if not cases:
         raise DatasetLayoutError(
             f"{folder}: holds no NIfTI file, DICOM file or case folder"
@@ -174,6 +244,10 @@ class CaseOutputs:
         The float32 probability map (``<case>_proba.nii.gz``), if asked for.
     stats : Path or None
         The organ statistics (``<case>.json``), if asked for.
+    dicom_seg : Path or None
+        The DICOM Segmentation object (``<case>_seg.dcm``), if asked for.
+    preview : Path or None
+        The preview picture (``<case>_preview.png``), if asked for.
 
     Examples
     --------
@@ -185,11 +259,14 @@ class CaseOutputs:
     mask: Path
     proba: Path | None = None
     stats: Path | None = None
+    dicom_seg: Path | None = None
+    preview: Path | None = None
 
     @property
     def paths(self) -> list[Path]:
         """Every file of the case."""
-        return [p for p in (self.mask, self.proba, self.stats) if p is not None]
+        files = (self.mask, self.proba, self.stats, self.dicom_seg, self.preview)
+        return [p for p in files if p is not None]
 
     def complete(self) -> bool:
         """Whether every file exists (each is written atomically)."""
@@ -202,6 +279,8 @@ def output_paths(
     *,
     proba: bool = False,
     stats: bool = False,
+    dicom_seg: bool = False,
+    preview: bool = False,
 ) -> CaseOutputs:
     """Where :func:`segment_cohort` writes the outputs of one case.
 
@@ -215,6 +294,10 @@ def output_paths(
         Include the probability map.
     stats : bool, default=False
         Include the statistics file.
+    dicom_seg : bool, default=False
+        Include the DICOM Segmentation object.
+    preview : bool, default=False
+        Include the preview picture.
 
     Returns
     -------
@@ -230,6 +313,8 @@ def output_paths(
         mask=out / f"{case_id}.nii.gz",
         proba=out / f"{case_id}_proba.nii.gz" if proba else None,
         stats=out / f"{case_id}.json" if stats else None,
+        dicom_seg=out / f"{case_id}_seg.dcm" if dicom_seg else None,
+        preview=out / f"{case_id}_preview.png" if preview else None,
     )
 
 
@@ -325,6 +410,40 @@ def _nifti_shape(path: Path) -> tuple[int, ...] | None:
         return None
 
 
+_PROBA_NOTE = (
+    "the mask is the probability map above the model's threshold (chosen on "
+    "validation cases), not above 0.5"
+)
+
+
+def proba_description(threshold: float) -> str:
+    """The NIfTI ``descrip`` of a probability map: how to get the mask from it.
+
+    The map is G(P(x)), the smoothed ConvNet probability; the model's mask is
+    the map above the threshold its refiner chose on validation cases
+    (typically 0.2-0.4), so thresholding the map at 0.5 gives a smaller or
+    empty mask.
+
+    Parameters
+    ----------
+    threshold : float
+        The model's threshold (``GaussianRefiner.threshold_``).
+
+    Returns
+    -------
+    str
+        At most 80 characters, for the header's ``descrip`` field.
+
+    Examples
+    --------
+    >>> proba_description(0.2734)
+    'pancreas G(P(x)); mask = proba > 0.2734 (model threshold, not 0.5)'
+    """
+    return (
+        f"pancreas G(P(x)); mask = proba > {threshold:.4f} (model threshold, not 0.5)"
+    )
+
+
 def _segment_case(
     job: tuple[str, Path, CaseOutputs], pipeline: Any, training: dict[str, Any] | None
 ) -> tuple[str, str, Any]:
@@ -349,13 +468,32 @@ def _segment_case(
             spacing=[round(float(s), 4) for s in volume.spacing],
             threshold=float(pipeline.steps[-1][1].threshold_),
         )
+        if outputs.proba is not None:
+            stats["proba"] = {
+                "file": outputs.proba.name,
+                "threshold": stats["threshold"],
+                "mask": f"proba > {stats['threshold']:.4f}",
+                "note": _PROBA_NOTE,
+            }
         note = outside_training_range(records[0].spacing, training, case)
         if note is not None:
             stats["outside_training_range"] = note
+        if outputs.preview is not None:
+            _write_preview(records[0], mask, outputs.preview, stats)
         del records
         # the mask last: its presence with the others marks a finished case
         if outputs.proba is not None:
-            save_volume(proba, outputs.proba, reference=volume, dtype=np.float32)
+            save_volume(
+                proba,
+                outputs.proba,
+                reference=volume,
+                dtype=np.float32,
+                description=proba_description(stats["threshold"]),
+            )
+        if outputs.dicom_seg is not None:
+            from pancreas.dicom_seg import write_dicom_seg
+
+            write_dicom_seg(mask, path, outputs.dicom_seg)
         if outputs.stats is not None:
             atomic_write_text(outputs.stats, json.dumps(stats, indent=2) + "\n")
         save_volume(mask, outputs.mask, reference=volume, dtype=np.uint8)
@@ -365,6 +503,27 @@ def _segment_case(
         return case, "failed", f"{type(exc).__name__}: {exc}"
 
 
+def _write_preview(
+    record: Any, mask: np.ndarray, path: Path, stats: dict[str, Any]
+) -> None:
+    """Save :func:`pancreas.plotting.plot_preview` of a case as a PNG."""
+    from io import BytesIO
+
+    from pancreas.plotting import DPI, plot_preview
+
+    volume = record.volume  # canonical (RAS+) already: no copy reoriented
+    fig = plot_preview(
+        volume.array,
+        record.to_canonical(mask),
+        volume.affine,
+        title=f"{stats['case']}: {stats['volume_ml']:g} mL "
+        f"(threshold {stats['threshold']:.2f})",
+    )
+    buffer = BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 def segment_cohort(
     pipeline: Any,
     inputs: Iterable[str | os.PathLike[str]],
@@ -372,6 +531,8 @@ def segment_cohort(
     *,
     proba: bool = False,
     stats: bool = False,
+    dicom_seg: bool = False,
+    preview: bool = False,
     overwrite: bool = False,
     training: dict[str, Any] | None = None,
     n_jobs: int | None = None,
@@ -390,10 +551,21 @@ def segment_cohort(
     output : str or PathLike
         Output folder; created if needed.
     proba : bool, default=False
-        Also write G(P(x)) as a float32 map ``<case>_proba.nii.gz``.
+        Also write G(P(x)) as a float32 map ``<case>_proba.nii.gz``. The
+        mask is the map *above the model's threshold* (typically 0.2-0.4,
+        not 0.5): the threshold is written in the map's header description
+        (``descrip``) and, with ``stats``, in the case's JSON.
     stats : bool, default=False
         Also write ``<case>.json``: pancreas volume in mL and HU statistics
         inside the mask, the input's shape and spacing, the threshold.
+    dicom_seg : bool, default=False
+        Also write ``<case>_seg.dcm``, a DICOM Segmentation object that
+        references the source series (see
+        :func:`pancreas.dicom_seg.write_dicom_seg`; needs
+        ``pancreas[dicom-seg]``). Every input must be a DICOM series.
+    preview : bool, default=False
+        Also write ``<case>_preview.png``: axial, coronal and sagittal views
+        through the mask's centre (:func:`pancreas.plotting.plot_preview`).
     overwrite : bool, default=False
         Redo cases whose outputs exist (default: skip them, so that an
         interrupted run resumes where it stopped).
@@ -418,6 +590,11 @@ def segment_cohort(
     ------
     DatasetLayoutError
         The inputs name no case or the same case twice (before any work).
+    ValueError
+        The output folder cannot be written, or ``dicom_seg`` was asked for
+        a NIfTI input (before any work).
+    ImportError
+        ``dicom_seg`` without highdicom installed.
 
     Examples
     --------
@@ -433,12 +610,24 @@ def segment_cohort(
     cases = find_cases(inputs)
     if not cases:
         raise DatasetLayoutError("no input case given")
-    out = Path(os.fspath(output))
-    out.mkdir(parents=True, exist_ok=True)
+    if dicom_seg:
+        from pancreas.dicom_seg import _highdicom
+
+        _highdicom()
+        niftis = [str(path) for _, path in cases if not path.is_dir()]
+        if niftis:
+            raise ValueError(
+                "a DICOM SEG output needs DICOM series inputs (it references "
+                f"their slices); NIfTI input(s): {', '.join(niftis[:5])}"
+                f"{', ...' if len(niftis) > 5 else ''}"
+            )
+    out = check_output_folder(output)
     result = CohortResult()
     jobs = []
     for case, path in cases:
-        paths = output_paths(out, case, proba=proba, stats=stats)
+        paths = output_paths(
+            out, case, proba=proba, stats=stats, dicom_seg=dicom_seg, preview=preview
+        )
         remove_stale_temporaries(paths.paths)
         if paths.complete() and not overwrite:
             result.skipped.append(case)

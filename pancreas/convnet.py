@@ -15,6 +15,7 @@ PyTorch backends (choose with the ``KERAS_BACKEND`` environment variable).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
@@ -22,7 +23,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
 from numbers import Integral, Real
 from typing import Any
@@ -34,7 +35,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from pancreas._validation import Interval, _fit_context
+from pancreas._validation import N_JOBS, Interval, _fit_context
 from pancreas.base import VolumeEstimatorMixin
 from pancreas.exceptions import InvalidVolumeError
 from pancreas.patches import sample_patches, scale_boxes, superpixel_boxes
@@ -130,6 +131,107 @@ def build_convnet(
         )(x)
     outputs = keras.layers.Dense(2, activation="softmax", name="softmax")(x)
     return keras.Model(inputs, outputs, name="superpixel_convnet")
+
+
+@contextlib.contextmanager
+def _seeded_process(seed: int | None) -> Iterator[None]:
+    """Seed the process's random generators for a block, then restore them.
+
+    With ``seed=None`` nothing is touched. Otherwise, for the block only:
+    ``keras.utils.set_random_seed(seed)`` (Python's ``random``, NumPy's
+    global generator, Keras's global seed generator, TensorFlow's global seed
+    and, on the torch backend, torch's) and, on the TensorFlow backend, op
+    determinism. Each is put back as it was on the way out, so a host
+    application finds its global state as it left it.
+    """
+    if seed is None:
+        yield
+        return
+    import random
+
+    import keras
+
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    keras_state = _keras_global_seed_state()
+    tf_state = _tensorflow_seed_state()
+    backend = keras.backend.backend()
+    torch_state = None
+    if backend == "torch":
+        import torch
+
+        torch_state = torch.get_rng_state()
+    deterministic = None
+    try:
+        keras.utils.set_random_seed(seed)
+        if backend == "tensorflow":
+            # TensorFlow exports enable_op_determinism only; reading the
+            # switch and turning it back off go through its config module.
+            from tensorflow.python.framework import config as tf_config
+
+            deterministic = bool(tf_config.is_op_determinism_enabled())
+            tf_config.enable_op_determinism()
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        _restore_keras_global_seed_state(keras_state)
+        _restore_tensorflow_seed_state(tf_state)
+        if torch_state is not None:
+            import torch
+
+            torch.set_rng_state(torch_state)
+        if deterministic is False:
+            from tensorflow.python.framework import config as tf_config
+
+            tf_config.disable_op_determinism()
+
+
+# Keras keeps its global seed in private state (written by set_random_seed);
+# it is read and put back here only.
+def _keras_global_seed_state() -> tuple[Any, Any] | None:
+    try:
+        from keras.src.backend.common import global_state
+        from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
+        from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
+    except ImportError:  # pragma: no cover - a Keras with another layout
+        return None
+    return (
+        global_state.get_global_attribute(GLOBAL_RANDOM_SEED),
+        global_state.get_global_attribute(GLOBAL_SEED_GENERATOR),
+    )
+
+
+def _restore_keras_global_seed_state(state: tuple[Any, Any] | None) -> None:
+    if state is None:
+        return
+    from keras.src.backend.common import global_state
+    from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
+    from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
+
+    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, state[0])
+    global_state.set_global_attribute(GLOBAL_SEED_GENERATOR, state[1])
+
+
+# set_random_seed also seeds TensorFlow whenever it is installed, whatever
+# the backend: its eager and graph seeds are read and put back here.
+def _tensorflow_seed_state() -> tuple[Any, Any] | None:
+    try:
+        from tensorflow.python.eager import context
+        from tensorflow.python.framework import ops
+    except ImportError:
+        return None
+    return context.global_seed(), ops.get_default_graph().seed
+
+
+def _restore_tensorflow_seed_state(state: tuple[Any, Any] | None) -> None:
+    if state is None:
+        return
+    from tensorflow.python.eager import context
+    from tensorflow.python.framework import ops
+
+    context.set_global_seed(state[0])
+    ops.get_default_graph().seed = state[1]
 
 
 @cache
@@ -438,11 +540,13 @@ class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         visited ``n_deformations`` times per epoch, and the mean weight is 1.
     random_state : int, RandomState instance or None, default=None
         Seeds the split, the batch order, the weight initialisation, the
-        deformations and dropout. An int also calls
-        ``keras.utils.set_random_seed`` (global Python, NumPy and backend
-        seeds) and, on the TensorFlow backend,
-        ``tf.config.experimental.enable_op_determinism()`` for the whole
-        process, so that two fits on CPU give identical results.
+        deformations and dropout. An int also seeds
+        Keras's global generators (``keras.utils.set_random_seed``) and, on
+        the TensorFlow backend, switches op determinism on, so that two fits
+        on CPU give identical results; both only while ``fit`` runs: Python's
+        ``random``, NumPy's global generator, the backend's seed and
+        TensorFlow's op determinism are as the caller left them when ``fit``
+        returns (or raises).
     n_jobs : int or None, default=None
         Threads that crop training batches ahead of the network (the
         ``workers`` of the :class:`keras.utils.PyDataset`), as in
@@ -526,7 +630,7 @@ class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         "hu_window": ["array-like"],
         "positive_fraction": [Interval(Real, 0, 1, closed="neither"), None],
         "random_state": ["random_state"],
-        "n_jobs": [Integral, None],
+        "n_jobs": N_JOBS,
         "verbose": ["verbose"],
     }
 
@@ -642,16 +746,31 @@ class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         a later call with the same folder resumes after the last one.
         """
         scales, hu_window = self._check_params()
-        import keras
-
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
-        if self.random_state is not None:
-            keras.utils.set_random_seed(seed)
-            if keras.backend.backend() == "tensorflow":
-                import tensorflow as tf
+        with _seeded_process(seed if self.random_state is not None else None):
+            return self._fit_seeded(
+                (boxes, targets, volumes, spacings, case_ids),
+                checkpoint,
+                scales,
+                hu_window,
+                rng,
+                seed,
+            )
 
-                tf.config.experimental.enable_op_determinism()
+    def _fit_seeded(
+        self,
+        table: tuple[list[Any], list[Any], list[Any], list[Any], list[str]],
+        checkpoint: str | os.PathLike[str] | None,
+        scales: tuple[float, ...],
+        hu_window: tuple[float, float],
+        rng: np.random.RandomState,
+        seed: int,
+    ) -> SuperpixelConvNet:
+        """The training itself, inside :func:`_seeded_process`."""
+        import keras
+
+        boxes, targets, volumes, spacings, case_ids = table
 
         case = np.concatenate(
             [np.full(len(b), i, dtype=np.intp) for i, b in enumerate(boxes)]

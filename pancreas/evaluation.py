@@ -39,7 +39,10 @@ from pancreas.record import CaseRecord, make_record
 from pancreas.report import PAPER_TEST_DICE, StageReport
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pancreas.pipeline import Pipeline
+    # Typed as scikit-learn's Pipeline: pancreas.pipeline imports this module
+    # (for stage_report), never the other way round.
+    from sklearn.pipeline import Pipeline
+
     from pancreas.refine import GaussianRefiner
 
 __all__ = ["CasePictures", "Evaluation", "evaluate_pipeline"]
@@ -241,6 +244,7 @@ def _case_pictures(
     n_slices: int = 3,
     margin_mm: float = 20.0,
     min_mm: float = 80.0,
+    affine: NDArray[np.float64] | None = None,
 ) -> CasePictures:
     """The small views of one case (canonical arrays): see :class:`CasePictures`."""
     union = label | mask
@@ -258,7 +262,7 @@ def _case_pictures(
     else:
         z = [ct.shape[2] // 2]
         centre = [n // 2 for n in ct.shape]
-    kw = {"spacing": spacing}
+    kw = {"spacing": spacing, "affine": affine}  # affine: positions in mm
     box_xy = _box(union, (0, 1), spacing, margin_mm, min_mm)
     axial = [
         slice_panel(ct, label, mask, plane="axial", index=k, box=box_xy, **kw)
@@ -308,7 +312,7 @@ def _evaluate_case(
         name = ids[i] if ids is not None else _default_case_id(item, i)
         record = make_record(item, name)
         del item
-        (record,) = pipeline.records([record])
+        (record,) = pipeline[:-1].transform([record])
         label = record.label_array(y[i])
         maps = refiner.stage_maps(record)
         row = _stage_row(record, label, maps, refiner.stage_thresholds_)
@@ -328,7 +332,12 @@ def _evaluate_case(
             "volume_true_ml": int(np.count_nonzero(label)) * voxel_ml,
         }
         pictures = _case_pictures(
-            name, np.asarray(record.volume.array), label, mask, record.spacing
+            name,
+            np.asarray(record.volume.array),
+            label,
+            mask,
+            record.spacing,
+            affine=record.volume.affine,
         )
         return _CaseResult(name, n_scales, row, metrics, curves, pictures)
 

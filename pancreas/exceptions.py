@@ -46,5 +46,13 @@ class SpacingWarning(PancreasWarning):
     """A CT's voxels are too coarse for the method (thick slices, large pixels)."""
 
 
+class OrientationWarning(PancreasWarning):
+    """A volume's orientation is unknown (NIfTI sform and qform codes both 0)."""
+
+
+class SegmentationWarning(PancreasWarning):
+    """A segmentation is likely wrong: an empty mask, too few slices."""
+
+
 class InsufficientMemoryError(PancreasError, MemoryError):
     """A case needs more memory than the machine has available."""

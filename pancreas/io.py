@@ -11,6 +11,7 @@ import contextlib
 import gzip
 import os
 import struct
+import warnings
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,12 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from pancreas._atomic import fsync_dir, temporary_path
-from pancreas.exceptions import DicomSeriesError, InvalidVolumeError, VolumeFileError
+from pancreas.exceptions import (
+    DicomSeriesError,
+    InvalidVolumeError,
+    OrientationWarning,
+    VolumeFileError,
+)
 
 __all__ = ["Volume", "as_volume", "load_volume", "save_volume"]
 
@@ -163,7 +169,11 @@ def as_volume(item: Any, *, name: str | None = None) -> Volume:
         if array.ndim == 4 and array.shape[3] == 1:
             array = array[..., 0]
         _check_numeric(array.dtype, source or "image")
-        return Volume(array, np.asarray(item.affine, dtype=np.float64), source)
+        _warn_unknown_orientation(item, source or "image")
+        affine = item.affine
+        if affine is None:  # an image made without one: the header's voxel sizes
+            affine = item.header.get_best_affine()
+        return Volume(array, np.asarray(affine, dtype=np.float64), source)
     if isinstance(item, np.ndarray | list | tuple):
         try:
             array = np.asarray(item)
@@ -187,6 +197,167 @@ def _check_numeric(dtype: np.dtype[Any], name: str) -> None:
         raise InvalidVolumeError(
             f"{name}: voxels of dtype {dtype} are not numbers; give an array of "
             "numbers (int16 or float32 for a CT, uint8 for a label)"
+        )
+
+
+def _case_grid(item: Any, index: int) -> tuple[str, tuple[int, ...], tuple[float, ...]]:
+    """Name, shape and spacing of one case in canonical (RAS+) voxel order.
+
+    Read without the voxels: from the header of a NIfTI file, the headers of
+    a DICOM series, the affine of a nibabel image or Volume, a record's own
+    grid. Other items (arrays) go through :func:`as_volume`. Axis 2 is the axial
+    one, as in the records the pipeline works on.
+    """
+    from pancreas.record import CaseRecord
+
+    if isinstance(item, CaseRecord):
+        return item.case_id, tuple(item.shape), tuple(item.spacing)
+    if isinstance(item, str | PathLike) and _nifti_suffix(Path(item)) is not None:
+        shape, affine = _nifti_header_grid(Path(item))
+        name = os.fspath(item)
+    elif isinstance(item, str | PathLike) and Path(item).is_dir():
+        series = _scan_dicom_series(Path(item))  # headers only, no pixels
+        shape, affine, name = series.shape, series.affine, os.fspath(item)
+    elif hasattr(item, "affine") and hasattr(item, "shape"):
+        shape, affine = tuple(item.shape), np.asarray(item.affine, dtype=np.float64)
+        getname = getattr(item, "get_filename", None)
+        name = getattr(item, "source", None) or (getname and getname()) or None
+        name = name or f"case_{index}"
+    else:
+        vol = as_volume(item, name=f"case_{index}")
+        shape, affine, name = vol.shape, vol.affine, vol.name
+    if len(shape) != 3:
+        raise InvalidVolumeError(
+            f"{name}: a CT volume must be 3D, got shape {tuple(shape)}"
+        )
+    return (name, *_canonical_grid(shape, affine))
+
+
+def _nifti_header_grid(path: Path) -> tuple[tuple[int, ...], NDArray[np.float64]]:
+    """Shape and affine from a NIfTI header; the voxels are not read."""
+    import nibabel as nib
+
+    try:
+        img = nib.load(os.fspath(path))
+        shape = tuple(int(s) for s in img.shape)
+        affine = np.asarray(img.affine, dtype=np.float64)
+    except FileNotFoundError as exc:
+        raise VolumeFileError(f"{path}: no such file") from exc
+    except Exception as exc:  # nibabel raises many kinds
+        raise VolumeFileError(f"{path}: cannot read the NIfTI header ({exc})") from exc
+    # A trailing singleton (for example one time point) is still a 3D volume.
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    return shape, affine
+
+
+def _canonical_grid(
+    shape: Sequence[int], affine: NDArray[np.float64]
+) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Shape and spacing reordered as in the closest canonical (RAS+) grid.
+
+    The same reordering as :func:`pancreas.record.make_record` (nibabel's
+    ``io_orientation``), computed from the affine so that no voxel is read
+    (``nibabel.as_closest_canonical`` would load the data of a non-canonical
+    image to transpose it).
+    """
+    from nibabel import orientations
+
+    affine = np.asarray(affine, dtype=np.float64)
+    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    ornt = orientations.io_orientation(affine)
+    if np.isnan(ornt).any():  # a degenerate affine: keep the array order
+        return tuple(int(s) for s in shape), tuple(float(z) for z in zooms)
+    out_shape = [0, 0, 0]
+    out_spacing = [0.0, 0.0, 0.0]
+    for axis in range(3):
+        dest = int(ornt[axis, 0])
+        out_shape[dest] = int(shape[axis])
+        out_spacing[dest] = float(zooms[axis])
+    return tuple(out_shape), tuple(out_spacing)
+
+
+class _StampedPath(str):
+    """A path that carries the identity of the file (or folder) it names.
+
+    It is the path string everywhere, but its pickle, and so joblib's hash
+    of it (the key of a Pipeline's ``memory=`` cache), includes ``stamp``:
+    the size, modification time and inode of the file, or of every file in a
+    DICOM folder. A file changed or replaced at the same path gets a new
+    key, so stale cached stage outputs are not reused.
+    """
+
+    stamp: tuple[Any, ...]
+
+    def __new__(cls, path: str, stamp: tuple[Any, ...]) -> _StampedPath:
+        obj = super().__new__(cls, path)
+        obj.stamp = stamp
+        return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_StampedPath, (str(self), self.stamp))
+
+
+def _file_stamp(path: Path) -> tuple[Any, ...]:
+    """Size, modification time (ns) and inode of a file, or of a folder's files."""
+    try:
+        if path.is_dir():
+            return tuple(
+                (f.relative_to(path).as_posix(), *_file_stamp(f))
+                for f in sorted(path.rglob("*"))
+                if f.is_file()
+            )
+        st = path.stat()
+    except OSError:
+        return ()  # a missing file is reported when it is loaded
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
+def _with_file_stamps(items: Any) -> Any:
+    """``items`` with every path replaced by a :class:`_StampedPath`.
+
+    A lazy sequence of files (:class:`~pancreas.datasets.LazyVolumes`)
+    becomes the list of its stamped paths (it loads the same volumes, one at
+    a time); other items and other sequences are returned as they are.
+    """
+    paths = getattr(items, "paths", None)
+    if isinstance(paths, list):
+        items = paths
+    if not isinstance(items, list | tuple):
+        return items
+    return [
+        _StampedPath(os.fspath(item), _file_stamp(Path(item)))
+        if isinstance(item, str | PathLike) and not isinstance(item, _StampedPath)
+        else item
+        for item in items
+    ]
+
+
+def _warn_unknown_orientation(img: Any, name: str) -> None:
+    """Warn when a NIfTI header says nothing of the orientation.
+
+    With sform and qform codes both 0, the NIfTI standard leaves only the
+    voxel sizes: nibabel's affine is then a scaling with no rotation, so
+    which side is left and which end is the head are guesses.
+    """
+    header = getattr(img, "header", None)
+    if header is None or not hasattr(header, "get_sform"):
+        return  # not a NIfTI (e.g. MGH, Analyze has no codes to read)
+    try:
+        sform_code = int(header["sform_code"])
+        qform_code = int(header["qform_code"])
+    except (KeyError, ValueError, TypeError):
+        return
+    if sform_code == 0 and qform_code == 0:
+        warnings.warn(
+            f"{name}: the NIfTI header's sform and qform codes are both 0, so "
+            "its orientation is unknown: the volume is read with its voxel "
+            "sizes only (no rotation), and left/right and head/feet may be "
+            "wrong, which the method (trained on RAS+ anatomy) cannot correct. "
+            "Check it in a viewer and re-export it with its orientation "
+            "(e.g. from the DICOM series)",
+            OrientationWarning,
+            stacklevel=3,
         )
 
 
@@ -442,6 +613,7 @@ def _load_nifti(path: Path) -> Volume:
             raise
         except _nibabel_errors() as exc:
             raise _corrupt(path, exc) from exc
+    _warn_unknown_orientation(img, str(path))
     # Native byte order (big-endian files exist), same values.
     array = array.reshape(shape)
     native = array.dtype.newbyteorder("=")
@@ -785,6 +957,7 @@ def save_volume(
     *,
     reference: Volume | str | PathLike[str] | None = None,
     dtype: DTypeLike | None = None,
+    description: str | None = None,
 ) -> Path:
     """Write a volume, mask or probability map as NIfTI, atomically.
 
@@ -805,6 +978,9 @@ def save_volume(
         On-disk voxel type. By default bool masks are written as uint8,
         floats as float32 (probability maps), int64/uint64 as int32 (when the
         values fit) and other integer types unchanged. ``bool`` means uint8.
+    description : str, optional
+        Text for the header's ``descrip`` field (at most 80 ASCII
+        characters), e.g. the threshold of a probability map.
 
     Returns
     -------
@@ -892,6 +1068,13 @@ def save_volume(
     img = nib.Nifti1Image(array, affine)
     img.header.set_data_dtype(array.dtype)
     img.header.set_xyzt_units("mm")
+    if description is not None:
+        if len(description) > 80 or not description.isascii():
+            raise ValueError(
+                f"{out}: description must be at most 80 ASCII characters, got "
+                f"{description!r}"
+            )
+        img.header["descrip"] = description.encode("ascii")
     img.set_sform(affine, code=1)
     if _has_shear(affine):
         img.set_qform(None, code=0)

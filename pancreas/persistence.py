@@ -94,6 +94,45 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.tree._tree.Tree",
 )
 
+#: What the ``config.json`` of a ``.keras`` network may name: (module, class)
+#: of every serialized object. These are the layers, initializers, optimizer
+#: and dtype policy of :func:`~pancreas.convnet.build_convnet` as trained by
+#: :class:`~pancreas.convnet.SuperpixelConvNet`, and pancreas's own
+#: deformation layer. Any other object (a ``Lambda`` layer, a function, a
+#: class from another module) is refused with :class:`UntrustedModelError`
+#: before Keras reads the file.
+KERAS_ALLOWED: frozenset[tuple[str | None, str]] = frozenset(
+    {
+        (None, "__keras_tensor__"),
+        ("keras", "DTypePolicy"),
+        ("keras.src.models.functional", "Functional"),
+        ("keras.layers", "InputLayer"),
+        ("keras.layers", "Conv2D"),
+        ("keras.layers", "MaxPooling2D"),
+        ("keras.layers", "Flatten"),
+        ("keras.layers", "Dense"),
+        ("keras.layers", "Dropout"),
+        ("keras.initializers", "GlorotUniform"),
+        ("keras.initializers", "Zeros"),
+        ("keras.optimizers", "Adam"),
+        ("pancreas.augment", "RandomThinPlateSpline"),
+    }
+)
+#: The members a ``.keras`` archive may hold.
+_KERAS_MEMBERS = frozenset({"config.json", "metadata.json", "model.weights.h5"})
+
+#: Oldest releases of the deserializing libraries without a known way for a
+#: crafted file to run code or write outside its folder: Keras 3.14.0
+#: (CVE-2025-9906 and CVE-2025-8747 fixed in 3.11.0, CVE-2025-12060 in
+#: 3.12.0, CVE-2026-1462 and the archive path traversal GHSA-hqp4-2352-xf5r
+#: in 3.14.0) and skops 0.13 (CVE-2025-54412 fixed in 0.12.0, CVE-2025-54886
+#: in 0.13.0). The same floors are in ``pyproject.toml``; loading refuses to
+#: run with anything older.
+SAFE_LIBRARY_VERSIONS: dict[str, tuple[int, ...]] = {
+    "keras": (3, 14, 0),
+    "skops": (0, 13, 0),
+}
+
 #: Distributions whose versions the manifest records.
 _DISTRIBUTIONS = (
     "numpy",
@@ -106,7 +145,6 @@ _DISTRIBUTIONS = (
 )
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 # ---------------------------------------------------------------------------
@@ -140,8 +178,11 @@ def save_pipeline(
         created.
     training : mapping or None, default=None
         A description of the training data stored in the manifest as
-        ``training``, typically :func:`cohort_summary` of the training cases
-        plus anything the caller wants to record. Made JSON-safe.
+        ``training``. By default the pipeline's own ``training_summary_``
+        (what :meth:`~pancreas.pipeline.Pipeline.fit` saw: case count,
+        spacing and grid-size range, see :func:`cohort_summary`), which
+        ``pancreas segment`` compares each scan with; keys given here are
+        added to it, or replace its own. Made JSON-safe.
     overwrite : bool, default=False
         Replace an existing model directory at ``path``. The old model is
         removed only after the new one is complete. Even with
@@ -209,6 +250,10 @@ def save_pipeline(
         tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     )
     try:
+        # mkdtemp makes the folder private (0o700); a model folder gets the
+        # permissions of any new folder, so that a service or a shared model
+        # store can read it where the umask allows.
+        os.chmod(tmp, 0o777 & ~_current_umask())
         keras_files: dict[str, str] = {}
         for i, (name, est) in enumerate(keras_steps):
             stem = name if _SAFE_NAME.match(name) else f"step{i}"
@@ -231,6 +276,9 @@ def save_pipeline(
         for fname in [PIPELINE_FILE, *keras_files.values()]:
             blob = (tmp / fname).read_bytes()
             files[fname] = {"sha256": _sha256(blob), "bytes": len(blob)}
+        fitted = getattr(pipeline, "training_summary_", None)
+        if fitted:
+            training = {**fitted, **(training or {})}
         manifest = _make_manifest(pipeline, training, files, keras_files)
         text = json.dumps(manifest, indent=2, allow_nan=False) + "\n"
         _write_bytes(tmp / MANIFEST, text.encode("utf-8"))
@@ -405,6 +453,13 @@ def _json_safe(value: Any) -> Any:
     return repr(value)
 
 
+def _current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -566,6 +621,7 @@ def load_pipeline(path: str | PathLike[str]) -> Pipeline:
     root = Path(path)
     manifest = read_manifest(root)
     _check_versions(manifest, root)
+    _check_safe_libraries(root)
     blobs = _read_verified(root, manifest["files"])
     if PIPELINE_FILE not in blobs:
         raise ModelFileError(
@@ -638,6 +694,35 @@ def _check_versions(manifest: dict[str, Any], root: Path) -> None:
             f"installed; models load only into the same {rule}. Retrain the model "
             f"with pancreas {installed}, or install pancreas {saved} to use it."
         )
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """The leading numbers of a version string: ``"3.14.0rc1"`` -> (3, 14, 0)."""
+    numbers = []
+    for part in version.split("."):
+        m = re.match(r"\d+", part)
+        if m is None:
+            break
+        numbers.append(int(m.group()))
+        if m.end() != len(part):
+            break
+    return tuple(numbers)
+
+
+def _check_safe_libraries(root: Path) -> None:
+    """Refuse to deserialize with a Keras or skops release that has known holes."""
+    for dist, floor in SAFE_LIBRARY_VERSIONS.items():
+        try:
+            installed = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # reported where it is needed (an ImportError)
+        if _release(installed) < floor:
+            wanted = ".".join(str(v) for v in floor)
+            raise ModelVersionError(
+                f"cannot load {root} safely: {dist} {installed} is installed, and "
+                f"releases before {wanted} can run code from a crafted model file; "
+                f"upgrade it (pip install '{dist}>={wanted}')"
+            )
 
 
 def _read_verified(root: Path, files: dict[str, dict[str, Any]]) -> dict[str, bytes]:
@@ -715,6 +800,7 @@ def _load_keras(data: bytes, file: Path) -> Any:
 
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise ModelFileError(f"{file}: not a Keras .keras archive")
+    _check_keras_config(data, file)
     with tempfile.TemporaryDirectory() as tmp:
         # The verified bytes, under a name that makes Keras use its native
         # (.keras) loader whatever the file is called.
@@ -729,6 +815,62 @@ def _load_keras(data: bytes, file: Path) -> Any:
             ) from exc
 
 
+def _keras_objects(config: Any) -> list[tuple[Any, Any]]:
+    """(module, class_name) of every serialized object in a Keras config."""
+    found = []
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "class_name" in node or "module" in node:
+                found.append((node.get("module"), node.get("class_name")))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def _check_keras_config(data: bytes, file: Path) -> None:
+    """Refuse a ``.keras`` archive naming anything outside :data:`KERAS_ALLOWED`.
+
+    Keras's ``safe_mode`` refuses Python code (``Lambda`` layers), but its
+    checks have been bypassed before (CVE-2025-1550, CVE-2025-9906,
+    CVE-2026-1462); this allow-list is checked first, on the archive's
+    ``config.json`` alone, so a crafted file never reaches Keras's
+    deserializer.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+            extra = sorted(names - _KERAS_MEMBERS)
+            if extra:
+                raise UntrustedModelError(
+                    f"{file} holds unexpected member(s) {', '.join(extra)}; a "
+                    "pancreas network holds only "
+                    f"{', '.join(sorted(_KERAS_MEMBERS))}. Refusing to load it"
+                )
+            config = json.loads(archive.read("config.json"))
+    except UntrustedModelError:
+        raise
+    except (KeyError, ValueError, zipfile.BadZipFile, OSError) as exc:
+        raise ModelFileError(
+            f"{file}: not a readable Keras .keras archive ({exc})"
+        ) from exc
+    bad = sorted(
+        {
+            f"{module}.{name}" if module else str(name)
+            for module, name in _keras_objects(config)
+            if (module, name) not in KERAS_ALLOWED
+        }
+    )
+    if bad:
+        raise UntrustedModelError(
+            f"{file}: the network's config.json names {', '.join(bad)}, outside "
+            "the layers and functions a pancreas ConvNet is made of "
+            "(pancreas.persistence.KERAS_ALLOWED); refusing to load it"
+        )
+
+
 # ---------------------------------------------------------------------------
 # Training cohort
 # ---------------------------------------------------------------------------
@@ -740,7 +882,7 @@ def cohort_summary(X: Sequence[Any]) -> dict[str, Any]:
     Spacing and shape are given in the canonical (RAS+) voxel order the
     pipeline works in, so that the last axis is always the axial one. NIfTI
     files are summarised from their header alone (the voxels are not read);
-    DICOM folders are loaded with :func:`~pancreas.io.load_volume`.
+    DICOM folders from their headers (the pixel data is not read either).
 
     Parameters
     ----------
@@ -773,7 +915,7 @@ def cohort_summary(X: Sequence[Any]) -> dict[str, Any]:
     >>> summary["n_cases"], summary["spacing_max"], summary["shape_min"]
     (2, [0.8, 0.9, 3.0], [4, 5, 3])
     """
-    from pancreas.io import Volume, as_volume
+    from pancreas.io import Volume, _case_grid
     from pancreas.record import CaseRecord
 
     if isinstance(X, str | PathLike | Volume | CaseRecord) or hasattr(X, "dataobj"):
@@ -781,30 +923,12 @@ def cohort_summary(X: Sequence[Any]) -> dict[str, Any]:
             "cohort_summary needs a sequence of volumes (one per case), got a "
             f"single {type(X).__name__}; wrap it in a list"
         )
+    # A lazy sequence of files (LazyVolumes) is summarised from its paths,
+    # without loading a volume.
+    items = getattr(X, "paths", X)
     shapes, spacings = [], []
-    for i, item in enumerate(X):
-        if isinstance(item, CaseRecord):
-            shape, spacing = tuple(item.shape), tuple(item.spacing)
-            name = item.case_id
-        else:
-            if isinstance(item, str | PathLike) and _is_nifti(item):
-                shape, affine = _nifti_header_grid(Path(item))
-                name = os.fspath(item)
-            elif (
-                hasattr(item, "affine")
-                and hasattr(item, "shape")
-                and not isinstance(item, Volume | np.ndarray)
-            ):
-                shape, affine = tuple(item.shape), np.asarray(item.affine, float)
-                name = getattr(item, "get_filename", lambda: None)() or f"case_{i}"
-            else:
-                vol = as_volume(item, name=f"case_{i}")
-                shape, affine, name = vol.shape, vol.affine, vol.name
-            if len(shape) != 3:
-                raise InvalidVolumeError(
-                    f"{name}: a CT volume must be 3D, got shape {tuple(shape)}"
-                )
-            shape, spacing = _canonical_grid(shape, affine)
+    for i, item in enumerate(items):
+        _, shape, spacing = _case_grid(item, i)
         shapes.append(shape)
         spacings.append(spacing)
     if not shapes:
@@ -818,52 +942,3 @@ def cohort_summary(X: Sequence[Any]) -> dict[str, Any]:
         "shape_min": [int(v) for v in shp.min(axis=0)],
         "shape_max": [int(v) for v in shp.max(axis=0)],
     }
-
-
-def _is_nifti(path: str | PathLike[str]) -> bool:
-    name = os.fspath(path).lower()
-    return any(name.endswith(s) for s in _NIFTI_SUFFIXES)
-
-
-def _nifti_header_grid(path: Path) -> tuple[tuple[int, ...], NDArray[np.float64]]:
-    """Shape and affine from a NIfTI header; the voxels are not read."""
-    import nibabel as nib
-
-    try:
-        img = nib.load(os.fspath(path))
-        shape = tuple(int(s) for s in img.shape)
-        affine = np.asarray(img.affine, dtype=np.float64)
-    except FileNotFoundError as exc:
-        raise VolumeFileError(f"{path}: no such file") from exc
-    except Exception as exc:  # nibabel raises many kinds
-        raise VolumeFileError(f"{path}: cannot read the NIfTI header ({exc})") from exc
-    # A trailing singleton (for example one time point) is still a 3D volume.
-    while len(shape) > 3 and shape[-1] == 1:
-        shape = shape[:-1]
-    return shape, affine
-
-
-def _canonical_grid(
-    shape: Sequence[int], affine: NDArray[np.float64]
-) -> tuple[tuple[int, ...], tuple[float, ...]]:
-    """Shape and spacing reordered as in the closest canonical (RAS+) grid.
-
-    The same reordering as :func:`pancreas.record.make_record` (nibabel's
-    ``io_orientation``), computed from the affine so that no voxel is read
-    (``nibabel.as_closest_canonical`` would load the data of a non-canonical
-    image to transpose it).
-    """
-    from nibabel import orientations
-
-    affine = np.asarray(affine, dtype=np.float64)
-    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-    ornt = orientations.io_orientation(affine)
-    if np.isnan(ornt).any():  # a degenerate affine: keep the array order
-        return tuple(int(s) for s in shape), tuple(float(z) for z in zooms)
-    out_shape = [0, 0, 0]
-    out_spacing = [0.0, 0.0, 0.0]
-    for axis in range(3):
-        dest = int(ornt[axis, 0])
-        out_shape[dest] = int(shape[axis])
-        out_spacing[dest] = float(zooms[axis])
-    return tuple(out_shape), tuple(out_spacing)

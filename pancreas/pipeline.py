@@ -13,8 +13,16 @@ from typing import Any
 
 from sklearn.pipeline import Pipeline as _SkPipeline
 from sklearn.pipeline import _name_estimators
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from pancreas._checks import (
+    _after_predict,
+    _before_fit,
+    _before_predict,
+    _final_has,
+    _keyed_for_memory,
+)
 from pancreas.record import CaseRecord
 from pancreas.report import StageReport
 
@@ -48,6 +56,13 @@ class Pipeline(_SkPipeline):
 
     Attributes
     ----------
+    training_summary_ : dict
+        What ``fit`` saw: ``n_cases``, the range of voxel spacing
+        (``spacing_min``, ``spacing_max``, mm, canonical axes) and grid size
+        (``shape_min``, ``shape_max``) of the training cases, and
+        ``n_validation_cases``. ``predict`` and ``predict_proba`` warn about
+        a case whose spacing lies well outside it, and
+        :func:`~pancreas.persistence.save_pipeline` stores it.
     streamed_counts_ : dict of str to int
         After a streamed fit: per kind of work (``"superpixels computed"``,
         ``"cases reused"``, ``"ConvNet epochs reused"``...), how many.
@@ -112,7 +127,8 @@ class Pipeline(_SkPipeline):
         Parameters
         ----------
         X : sequence of CT volumes
-            Training cases (paths, nibabel images, Volumes or arrays).
+            Training cases (paths, nibabel images or Volumes; a bare array,
+            which has no voxel spacing, is refused).
         y : sequence of label volumes
             One label per case; non-zero means pancreas.
         X_val, y_val : sequences, optional
@@ -127,12 +143,13 @@ class Pipeline(_SkPipeline):
         -------
         self : Pipeline
         """
+        # Parameters and inputs checked, and the training cases summarised,
+        # before any stage runs (pancreas._checks).
+        self.training_summary_ = _before_fit(self, X, y, X_val=X_val, y_val=y_val)
+        X, y = _keyed_for_memory(self, X, y)
         from pancreas._streamed import can_stream, streamed_fit
 
-        if X_val is not None and y_val is None:
-            raise ValueError("X_val was given without y_val")
         if self.memory is None and not params and can_stream(self):
-            self._validate_steps()
             streamed_fit(self, X, y, X_val, y_val, self.work_dir)
             return self
         if X_val is None:
@@ -144,6 +161,50 @@ class Pipeline(_SkPipeline):
         self.steps = [*head.steps, self.steps[-1]]
         self.steps[-1][1].fit(head.transform(X_val), y_val)
         return self
+
+    @available_if(_final_has("predict_proba"))
+    def predict_proba(self, X: Any, **params: Any) -> Any:
+        """Probability maps, with the warnings ``pancreas segment`` gives.
+
+        Parameters
+        ----------
+        X : sequence of CT volumes
+            Paths, nibabel images or Volumes; a bare array is refused (it
+            has no voxel spacing): pass ``Volume(array, affine)``.
+        **params : dict
+            Passed on as by scikit-learn's ``Pipeline.predict_proba``.
+
+        Returns
+        -------
+        list of ndarray of float32
+            One map per case, in its own grid.
+        """
+        _before_predict(self, X)
+        maps = super().predict_proba(X, **params)
+        _after_predict(self, X, maps, proba=True)
+        return maps
+
+    @available_if(_final_has("predict"))
+    def predict(self, X: Any, **params: Any) -> Any:
+        """Masks, with the warnings ``pancreas segment`` gives.
+
+        Parameters
+        ----------
+        X : sequence of CT volumes
+            Paths, nibabel images or Volumes; a bare array is refused (it
+            has no voxel spacing): pass ``Volume(array, affine)``.
+        **params : dict
+            Passed on as by scikit-learn's ``Pipeline.predict``.
+
+        Returns
+        -------
+        list of ndarray of uint8
+            One mask per case, in its own grid.
+        """
+        _before_predict(self, X)
+        masks = super().predict(X, **params)
+        _after_predict(self, X, masks, proba=False)
+        return masks
 
     def records(self, X: Any) -> list[CaseRecord]:
         """Run every step but the last: the per-case records.

@@ -37,6 +37,7 @@ __all__ = [
     "plot_dice_curves",
     "plot_overlay",
     "plot_panel",
+    "plot_preview",
     "plot_three_plane",
     "slice_panel",
 ]
@@ -51,6 +52,7 @@ DPI = 120
 
 # Display orientation of each plane: the canonical axes kept (rows, columns
 # after the transpose) and the patient sides at top, bottom, left, right.
+_AXIS_NAME = {"axial": "z", "coronal": "y", "sagittal": "x"}
 _PLANES = {
     "axial": {"normal": 2, "sides": ("A", "P", "R", "L")},
     "coronal": {"normal": 1, "sides": ("S", "I", "R", "L")},
@@ -81,6 +83,10 @@ class SlicePanel:
         Index of the slice along the plane's normal in the canonical grid.
     sides : tuple of 4 str, default=("A", "P", "R", "L")
         Patient side at the top, bottom, left and right of the picture.
+    position_mm : float or None, default=None
+        Position of the slice along the plane's normal in scanner (RAS+)
+        coordinates, mm: x for sagittal, y for coronal, z for axial planes.
+        None when the volume's affine is unknown.
 
     Examples
     --------
@@ -99,6 +105,7 @@ class SlicePanel:
     plane: str = "axial"
     index: int = 0
     sides: tuple[str, str, str, str] = ("A", "P", "R", "L")
+    position_mm: float | None = None
 
     def __post_init__(self) -> None:
         self.image = np.asarray(self.image)
@@ -117,6 +124,17 @@ class SlicePanel:
         self.spacing = (sp[0], sp[1])
         self.index = int(self.index)
         self.sides = tuple(str(s) for s in self.sides)  # type: ignore[assignment]
+        if self.position_mm is not None:
+            self.position_mm = float(self.position_mm)
+
+    @property
+    def label(self) -> str:
+        """Where the slice is: ``"axial slice 12, z = -148.5 mm"``."""
+        text = f"{self.plane} slice {self.index}"
+        if self.position_mm is not None:
+            axis = _AXIS_NAME.get(self.plane, "position")
+            text += f", {axis} = {self.position_mm:.1f} mm"
+        return text
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -145,6 +163,7 @@ def slice_panel(
     box: Sequence[slice] | None = None,
     window: tuple[float, float] = ABDOMEN_WINDOW,
     max_size: int = 192,
+    affine: ArrayLike | None = None,
 ) -> SlicePanel:
     """Cut one plane out of canonical volumes into a display-ready panel.
 
@@ -172,6 +191,9 @@ def slice_panel(
     max_size : int, default=192
         Largest side in pixels; bigger crops are subsampled by a whole step
         (the pixel spacing grows accordingly).
+    affine : array-like of shape (4, 4), optional
+        The canonical volume's voxel-to-scanner (RAS+ mm) affine; gives the
+        panel's :attr:`~SlicePanel.position_mm` (at the crop's centre).
 
     Returns
     -------
@@ -229,6 +251,14 @@ def slice_panel(
         # on the left).
         return np.ascontiguousarray(a[::-1, ::-1].T)
 
+    position = None
+    if affine is not None:
+        centre = np.zeros(4)
+        centre[normal], centre[3] = index, 1.0
+        for a, b in zip(in_plane, box, strict=True):
+            start, stop, _ = b.indices(ct.shape[a])
+            centre[a] = (start + stop - 1) / 2
+        position = float((np.asarray(affine, dtype=np.float64) @ centre)[normal])
     image = orient(np.clip(ct[sel_t], lo, hi).astype(np.int16))
     t = orient(np.asarray(truth)[sel_t] != 0)
     p = orient(np.asarray(pred)[sel_t] != 0)
@@ -240,6 +270,7 @@ def slice_panel(
         plane=plane,
         index=index,
         sides=_PLANES[plane]["sides"],
+        position_mm=position,
     )
 
 
@@ -291,7 +322,8 @@ def plot_panel(
     window : tuple of 2 float, default=(40.0, 400.0)
         CT level and width in HU.
     title : str, optional
-        Axes title; default the plane and slice index.
+        Axes title; default the plane, slice index and position
+        (:attr:`SlicePanel.label`).
     truth_color : str, default="#00d5ff"
         Colour of the ground-truth outline.
     pred_color : str, default="#ff9500"
@@ -339,7 +371,7 @@ def plot_panel(
             )
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title if title is not None else f"{panel.plane} slice {panel.index}")
+    ax.set_title(title if title is not None else panel.label)
     from matplotlib import patheffects
 
     halo = [patheffects.withStroke(linewidth=2, foreground="black")]
@@ -356,6 +388,16 @@ def plot_panel(
     )
     ax.text(0.015, 0.5, left, ha="left", va="center", transform=ax.transAxes, **style)
     ax.text(0.985, 0.5, right, ha="right", va="center", transform=ax.transAxes, **style)
+    # the display window, stated on the image (as a viewer's overlay does)
+    ax.text(
+        0.985,
+        0.015,
+        f"W {width:g} L {level:g}",
+        ha="right",
+        va="bottom",
+        transform=ax.transAxes,
+        **{**style, "fontweight": "normal", "fontsize": 7},
+    )
     # scale bar: columns are spacing[1] mm apart
     h_px, w_px = panel.shape
     bar_mm = _nice_length(panel.extent_mm[1])
@@ -392,6 +434,7 @@ def _plot_panels(
     truth_color: str,
     pred_color: str,
     panel_width: float = 3.4,
+    handles: list[Any] | None = None,
 ) -> Figure:
     if len(panels) == 0:
         raise ValueError("no panels to draw")
@@ -415,7 +458,7 @@ def _plot_panels(
             pred_color=pred_color,
         )
     fig.legend(
-        handles=_outline_handles(truth_color, pred_color),
+        handles=handles or _outline_handles(truth_color, pred_color),
         loc="outside lower center",
         ncols=2,
         frameon=False,
@@ -466,7 +509,7 @@ def plot_overlay(
     >>> [ax.get_title() for ax in fig.axes], fig.get_suptitle()
     (['axial slice 3', 'axial slice 7'], 'case_0: Dice 1.000')
     """
-    titles = [f"{p.plane} slice {p.index}" for p in panels]
+    titles = [p.label for p in panels]
     return _plot_panels(
         panels,
         titles,
@@ -525,9 +568,11 @@ def plot_three_plane(
     3.0
     """
     items = list(panels.values()) if isinstance(panels, Mapping) else list(panels)
-    axis_name = {"axial": "z", "coronal": "y", "sagittal": "x"}
     titles = [
-        f"{p.plane} ({axis_name.get(p.plane, 'index')} = {p.index})" for p in items
+        f"{p.plane} ({_AXIS_NAME.get(p.plane, 'index')} = {p.position_mm:.1f} mm)"
+        if p.position_mm is not None
+        else f"{p.plane} ({_AXIS_NAME.get(p.plane, 'index')} = {p.index})"
+        for p in items
     ]
     return _plot_panels(
         items,
@@ -537,6 +582,109 @@ def plot_three_plane(
         window=window,
         truth_color=truth_color,
         pred_color=pred_color,
+    )
+
+
+def plot_preview(
+    ct: ArrayLike,
+    mask: ArrayLike,
+    affine: ArrayLike,
+    *,
+    title: str | None = None,
+    window: tuple[float, float] = ABDOMEN_WINDOW,
+    color: str = PRED_COLOR,
+    max_size: int = 256,
+) -> Figure:
+    """Axial, coronal and sagittal views through a mask's centre, outlined.
+
+    The quick look that ``pancreas segment --preview`` saves per case (as
+    TotalSegmentator's ``--preview`` does): the whole plane of each
+    orientation through the centre of the segmentation (the volume's centre
+    when it is empty), radiological orientation with the patient's sides
+    written at the edges, a scale bar, the display window stated on each
+    image and each slice's position in scanner coordinates (mm) in its title.
+
+    Parameters
+    ----------
+    ct : array-like of shape (I, J, K)
+        CT in Hounsfield units, in any voxel orientation.
+    mask : array-like of shape (I, J, K)
+        The segmentation, same grid; non-zero is pancreas.
+    affine : array-like of shape (4, 4)
+        Voxel-to-scanner (RAS+ mm) affine of the grid (for example
+        ``pancreas.io.load_volume(path).affine``).
+    title : str, optional
+        Figure title, for example the case and its volume.
+    window : tuple of 2 float, default=(40.0, 400.0)
+        CT level and width in HU.
+    color : str, default="#ff9500"
+        Colour of the segmentation's outline.
+    max_size : int, default=256
+        Largest side of a panel in pixels (bigger planes are subsampled).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Three axes (axial, coronal, sagittal) and a legend.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pancreas.plotting import plot_preview
+    >>> ct = np.full((40, 30, 10), -100.0); mask = np.zeros(ct.shape, bool)
+    >>> mask[20:30, 10:20, 4:8] = True
+    >>> affine = np.diag([0.8, 0.8, 2.5, 1.0]); affine[:3, 3] = (-16, -12, -50)
+    >>> fig = plot_preview(ct, mask, affine, title="case1")
+    >>> [ax.get_title() for ax in fig.axes]
+    ['axial slice 6, z = -35.0 mm', 'coronal slice 14, y = -0.8 mm',
+     'sagittal slice 24, x = 3.2 mm']
+    """
+    from nibabel import orientations
+
+    ct = np.asarray(ct)
+    mask = np.asarray(mask) != 0
+    affine = np.asarray(affine, dtype=np.float64)
+    if ct.ndim != 3 or mask.shape != ct.shape or affine.shape != (4, 4):
+        raise ValueError(
+            f"ct {ct.shape} and mask {mask.shape} must be one 3-D grid and the "
+            f"affine 4 x 4 (got {affine.shape})"
+        )
+    ornt = orientations.io_orientation(affine)
+    ct = orientations.apply_orientation(ct, ornt)
+    mask = orientations.apply_orientation(mask, ornt)
+    affine = affine @ orientations.inv_ornt_aff(ornt, ct.shape)
+    spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    centre = (
+        [round(c) for c in np.argwhere(mask).mean(axis=0)]
+        if mask.any()
+        else [n // 2 for n in ct.shape]
+    )
+    nothing = np.broadcast_to(False, ct.shape)
+    panels = [
+        slice_panel(
+            ct,
+            nothing,
+            mask,
+            plane=plane,
+            index=centre[int(_PLANES[plane]["normal"])],
+            spacing=spacing,
+            window=window,
+            max_size=max_size,
+            affine=affine,
+        )
+        for plane in ("axial", "coronal", "sagittal")
+    ]
+    from matplotlib.lines import Line2D
+
+    return _plot_panels(
+        panels,
+        [p.label for p in panels],
+        title=title,
+        fig=None,
+        window=window,
+        truth_color=TRUTH_COLOR,
+        pred_color=color,
+        handles=[Line2D([], [], color=color, lw=2, ls="--", label="pancreas")],
     )
 
 

@@ -10,19 +10,22 @@ threshold that maximises the mean Dice on the cases it is given (the paper:
 
 from __future__ import annotations
 
+import math
+import warnings
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
+from scipy import ndimage, special
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from pancreas._checks import EMPTY_VALIDATION, check_any_pancreas
 from pancreas._parallel import parallel_map
-from pancreas._validation import Interval, StrOptions, _fit_context
+from pancreas._validation import N_JOBS, Interval, StrOptions, _fit_context
 from pancreas.base import VolumeEstimatorMixin
-from pancreas.exceptions import InvalidVolumeError
+from pancreas.exceptions import InvalidVolumeError, SegmentationWarning
 from pancreas.metrics import dice_score
 from pancreas.record import (
     CaseRecord,
@@ -214,6 +217,39 @@ def dice_curve(
     return dice.astype(np.float64)
 
 
+#: Share of the smoothing kernel that must lie inside the volume, across
+#: the slices, at its middle slice; less gets a SegmentationWarning.
+MIN_KERNEL_INSIDE = 0.75
+
+
+def _warn_few_slices(record: CaseRecord, sigma_slices: float) -> None:
+    """Warn when a volume has too few slices for the 3D smoothing.
+
+    The smoothing is zero beyond the volume, so across ``n`` slices a
+    Gaussian of ``sigma`` slices keeps only ``erf(n / (2 sqrt(2) sigma))`` of
+    its weight even at the middle slice: with 2 slices and sigma 3 that is
+    26 %, G(P(x)) stays far below the threshold and the mask is empty.
+    """
+    n = int(record.shape[2])
+    if sigma_slices <= 0:
+        return
+    inside = math.erf(n / (2.0 * math.sqrt(2.0) * sigma_slices))
+    if inside >= MIN_KERNEL_INSIDE:
+        return
+    needed = math.ceil(
+        2.0 * math.sqrt(2.0) * sigma_slices * float(special.erfinv(MIN_KERNEL_INSIDE))
+    )
+    warnings.warn(
+        f"{record.case_id}: {n} slice(s) are too few for the 3D smoothing "
+        f"(sigma {sigma_slices:.3g} slices): even at the middle slice only "
+        f"{inside:.0%} of the Gaussian lies inside the volume, so G(P(x)) is "
+        "scaled down and the mask may be empty; pass the whole scan (at least "
+        f"{needed} slices here) or a smaller refiner sigma",
+        SegmentationWarning,
+        stacklevel=4,
+    )
+
+
 class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
     """Paint, smooth in 3D and threshold the ConvNet's superpixel probabilities.
 
@@ -291,7 +327,7 @@ class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
         "thresholds": ["array-like", None],
         "n_scales": [Interval(Integral, 1, None, closed="left"), None],
         "largest_component": ["boolean"],
-        "n_jobs": [Integral, None],
+        "n_jobs": N_JOBS,
         "verbose": ["verbose"],
     }
 
@@ -320,6 +356,10 @@ class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
         if self.sigma_unit == "mm":
             return tuple(self.sigma / s for s in record.spacing)
         return (float(self.sigma),) * 3
+
+    def _check_params(self) -> None:
+        """What the constraints cannot say (see ``validate_step_params``)."""
+        self._threshold_grid()
 
     def _threshold_grid(self) -> NDArray[np.float64]:
         if self.thresholds is None:
@@ -377,13 +417,14 @@ class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
         grid = self._threshold_grid()
         n_cases = len(X)
 
-        def curves(i: int) -> tuple[dict[str, NDArray], int]:
+        def curves(i: int) -> tuple[dict[str, NDArray], int, str, bool]:
             # one case at a time: X may be a lazy sequence of a large cohort
             rec = record_at(X, i)
             lab = check_labels([rec], [y[i]])[0]
             maps = self.stage_maps(rec)
             n_scales = int(np.shape(rec.convnet_proba)[1])
-            return {k: dice_curve(m, lab, grid) for k, m in maps.items()}, n_scales
+            per_stage = {k: dice_curve(m, lab, grid) for k, m in maps.items()}
+            return per_stage, n_scales, rec.case_id, bool(lab.any())
 
         results = parallel_map(
             curves,
@@ -392,6 +433,15 @@ class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
             verbose=self.verbose,
             desc="refiner fit",
         )
+        if self.threshold is None:
+            check_any_pancreas(
+                [np.array([r[3]]) for r in results],  # one flag per case
+                [r[2] for r in results],
+                what="validation",
+                consequence=EMPTY_VALIDATION,
+                labels_name="y_val",
+                cases_name="X_val",
+            )
         per_case = [r[0] for r in results]
         self.thresholds_ = grid
         self.dice_curves_ = {k: np.stack([c[k] for c in per_case]) for k in STAGES}
@@ -409,9 +459,9 @@ class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
         return self
 
     def _proba_canonical(self, record: CaseRecord) -> NDArray[np.float32]:
-        return smooth_probability(
-            paint_probability(record, self.n_scales), self._sigma_voxels(record)
-        )
+        sigma = self._sigma_voxels(record)
+        _warn_few_slices(record, sigma[2])
+        return smooth_probability(paint_probability(record, self.n_scales), sigma)
 
     def _mask_canonical(self, record: CaseRecord) -> NDArray[np.bool_]:
         return self._threshold(self._proba_canonical(record))

@@ -33,7 +33,7 @@ from pancreas._checks import (
 )
 from pancreas._memory import check_memory
 from pancreas._parallel import parallel_map
-from pancreas._validation import Interval, _fit_context
+from pancreas._validation import N_JOBS, Interval, _fit_context
 from pancreas.base import VolumeEstimatorMixin
 from pancreas.exceptions import InvalidVolumeError
 from pancreas.record import CaseRecord, as_records, check_labels
@@ -411,7 +411,7 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         "max_num_iter": [Interval(Integral, 1, None, closed="left")],
         "check_hu": ["boolean"],
         "check_spacing": ["boolean"],
-        "n_jobs": [Integral, None],
+        "n_jobs": N_JOBS,
         "verbose": ["verbose"],
     }
 

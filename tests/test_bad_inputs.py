@@ -691,3 +691,277 @@ def test_17_predict_before_fit(estimator, methods):
         args = (X, y) if method in ("score", "optimal_dice") else (X,)
         with pytest.raises(NotFittedError, match=r"not fitted yet.*Call 'fit'"):
             getattr(estimator, method)(*args)
+
+
+# ------------------------------------------------- issue 14: the first hour
+def _refiner_record(n_slices: int, name: str = "case"):
+    """A record whose ConvNet is sure of a central block of superpixels."""
+    from dataclasses import replace
+
+    shape = (16, 16, n_slices)
+    i, j, k = np.indices(shape)
+    sp = (1 + i // 4 + 4 * (j // 4) + 16 * k).astype(np.int32)
+    label = ((abs(i - 8) < 4) & (abs(j - 8) < 4)).astype(np.uint8)
+    cands = np.unique(sp[label > 0]).astype(np.int32)
+    rec = make_record(Volume(np.zeros(shape, np.int16), np.eye(4)), name)
+    rec = replace(
+        rec,
+        superpixels=sp,
+        candidates=cands,
+        convnet_proba=np.full((len(cands), 2), 0.9, np.float32),
+    )
+    return rec, label
+
+
+def test_14_bare_arrays_are_refused_with_how_to_pass_the_affine(tiny_fitted):
+    pattern = (
+        r"X\[0\]: a bare array of shape \(64, 64, 12\) has no voxel spacing",
+        r"Volume\(array, affine\)",
+        r"numpy\.diag\(\[sx, sy, sz, 1\.0\]\)",
+    )
+    array = np.full((64, 64, 12), -1000, np.int16)
+    for method in (tiny_fitted.predict, tiny_fitted.predict_proba):
+        refused(InvalidVolumeError, lambda m=method: m([array]), *pattern)
+    pipe = make_pipeline(SuperpixelGenerator(), GaussianRefiner())
+    refused(InvalidVolumeError, lambda: pipe.fit([array], [array]), *pattern)
+    refused(
+        InvalidVolumeError,
+        lambda: tiny_fitted.predict(np.stack([array, array])),
+        r"^X: a bare array of shape \(2, 64, 64, 12\)",
+        r"Volume\(array, affine\)",
+    )
+    # the same voxels with their affine are segmented
+    volume = Volume(array, np.diag([5.0, 5.0, 13.0, 1.0]), "air")
+    with pytest.warns(PancreasWarning, match="air: empty segmentation"):
+        (mask,) = tiny_fitted.predict([volume])
+    assert mask.shape == array.shape
+
+
+def test_14_predict_proba_warns_about_an_empty_mask(tiny_fitted, tiny_cohort):
+    from pancreas.exceptions import SegmentationWarning
+
+    images, _ = tiny_cohort
+    air = Volume(np.full(images[4].shape, -1000, np.int16), images[4].affine, "air")
+    threshold = tiny_fitted.steps[-1][1].threshold_
+    with pytest.warns(SegmentationWarning) as caught:
+        tiny_fitted.predict_proba([images[4], air])
+    messages = [str(w.message) for w in caught]
+    assert messages == [
+        f"air: empty segmentation (no voxel above the threshold {threshold:.2f}); "
+        "the scan may not show the pancreas, or be unlike the training cases "
+        "(field of view, spacing, contrast phase): check it"
+    ]
+
+
+def test_14_fit_without_labels_says_labels_are_required():
+    cts = [hu_ct(name="case_00")]
+    pipe = make_pipeline(SuperpixelGenerator(), RFCascade(n_estimators=2))
+    refused(ValueError, lambda: pipe.fit(cts, None), r"labels are required")
+    refused(ValueError, lambda: pipe.fit(cts), r"labels are required")
+    refused(
+        ValueError,
+        lambda: pipe.fit(cts, [label_for(cts[0])], X_val=cts),
+        r"X_val was given without y_val",
+    )
+    refused(
+        ValueError,
+        lambda: pipe.fit(cts, [label_for(cts[0])] * 2),
+        r"X has 1 case\(s\) but y has 2 label\(s\)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("step", "param", "value", "estimator"),
+    [
+        ("gaussianrefiner", "sigma", -1.0, "GaussianRefiner"),
+        ("gaussianrefiner", "n_jobs", 0, "GaussianRefiner"),
+        ("rfcascade", "n_jobs", 0, "RFCascade"),
+        ("superpixelgenerator", "n_jobs", 0, "SuperpixelGenerator"),
+    ],
+)
+def test_14_every_parameter_is_checked_before_any_stage_runs(
+    step, param, value, estimator
+):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    class Counting(SuperpixelGenerator):
+        calls = 0
+
+        def transform(self, X):
+            type(self).calls += 1
+            return super().transform(X)
+
+    first = Counting() if step != "superpixelgenerator" else SuperpixelGenerator()
+    pipe = make_pipeline(first, RFCascade(n_estimators=2), GaussianRefiner())
+    pipe.steps[0] = ("superpixelgenerator", first)
+    pipe.set_params(**{f"{step}__{param}": value})
+    cts = [hu_ct(name="case_00")]
+    with pytest.raises(InvalidParameterError) as info:
+        pipe.fit(cts, [label_for(cts[0])])
+    message = str(info.value)
+    assert f"'{param}' parameter of {estimator}" in message, message
+    assert f"(step '{step}')" in message
+    assert Counting.calls == 0  # no stage ran
+
+
+def test_14_validation_labels_all_empty_are_refused():
+    rec, label = _refiner_record(8)
+    refused(
+        InvalidVolumeError,
+        lambda: GaussianRefiner(sigma=1.0).fit([rec], [np.zeros_like(label)]),
+        r"^case: no validation label marks any pancreas voxel",
+        r"cannot choose its threshold",
+        r"check that y_val holds the pancreas labels",
+    )
+    # a fixed threshold needs no labels to choose it
+    GaussianRefiner(sigma=1.0, threshold=0.5).fit([rec], [np.zeros_like(label)])
+    assert GaussianRefiner(sigma=1.0).fit([rec], [label]).threshold_ > 0
+
+
+def test_14_too_few_slices_for_the_smoothing_warn():
+    from pancreas.exceptions import SegmentationWarning
+
+    deep, label = _refiner_record(12, "deep")
+    ref = GaussianRefiner(sigma=3.0, threshold=0.5).fit([deep], [label])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (mask,) = ref.predict([deep])
+    assert mask.any()
+    thin, _ = _refiner_record(2, "thin")
+    with pytest.warns(
+        SegmentationWarning,
+        match=r"thin: 2 slice\(s\) are too few for the 3D smoothing \(sigma 3 "
+        r"slices\): .*only 26%.*at least 7 slices",
+    ):
+        (mask,) = ref.predict([thin])
+    assert not mask.any()  # what the warning is about
+
+
+def test_14_train_with_labels_matching_no_image_says_so(tmp_path, capsys):
+    from pancreas.cli import main
+
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    for i in range(2):
+        ct = hu_ct(name=f"case{i}", seed=i)
+        save_volume(ct, folder / f"case{i}.nii.gz")
+    # the same folder as --labels: one-folder mode finds no label file in it
+    code = main(
+        [
+            "train",
+            "--images",
+            str(folder),
+            "--labels",
+            str(folder),
+            "--preset",
+            "tiny",
+            "--output",
+            str(tmp_path / "model"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "no label found for any of the 2 images" in err, err
+    assert "Traceback" not in err and "X_val" not in err
+    assert not (tmp_path / "model").exists()
+
+
+def test_14_memory_cache_is_keyed_on_the_files_not_their_paths(tmp_path, monkeypatch):
+    import os
+
+    import pancreas.superpixels as sp
+
+    calls = []
+    real = sp.SuperpixelGenerator.transform
+
+    def spy(self, X):
+        calls.append(len(X))
+        return real(self, X)
+
+    monkeypatch.setattr(sp.SuperpixelGenerator, "transform", spy)
+    images, labels = [], []
+    for i in range(3):
+        ct = hu_ct(name=f"case{i}", seed=i)
+        images.append(save_volume(ct, tmp_path / f"case{i}.nii"))
+        labels.append(save_volume(label_for(ct), tmp_path / f"case{i}_seg.nii.gz"))
+
+    def fit():
+        pipe = make_pipeline(
+            SuperpixelGenerator(), RFCascade(n_estimators=2, cv=2),
+            memory=str(tmp_path / "cache"),
+        )
+        return pipe.fit(images, labels)
+
+    fit()
+    assert calls == [3]
+    fit()
+    assert calls == [3]  # unchanged files: the superpixels come from the cache
+    # a new scan written at the same path (same size, even)
+    new = hu_ct(name="case0", seed=99)
+    before = os.stat(images[0])
+    save_volume(new, images[0])
+    assert os.stat(images[0]).st_size == before.st_size
+    fitted = fit()
+    assert calls == [3, 3]  # recomputed, not the stale records
+    assert fitted[0].transform([images[0]])[0].volume.array.tolist() == (
+        new.array.astype(np.float32).tolist()
+    )
+
+
+@pytest.mark.parametrize(
+    ("param", "value", "match"),
+    [
+        (
+            "gaussianrefiner__thresholds",
+            [0.0, 0.5],
+            r"^GaussianRefiner \(step 'gaussianrefiner'\): thresholds must be",
+        ),
+        (
+            "superpixelconvnet__n_train_scales",
+            9,
+            r"^SuperpixelConvNet \(step 'superpixelconvnet'\): n_train_scales=9",
+        ),
+    ],
+)
+def test_14_rules_beyond_the_constraints_are_checked_before_any_stage_runs(
+    param, value, match, monkeypatch
+):
+    import pancreas.superpixels as sp
+
+    calls = []
+    monkeypatch.setattr(
+        sp.SuperpixelGenerator, "transform", lambda self, X: calls.append(X)
+    )
+    pipe = make_pipeline(
+        SuperpixelGenerator(),
+        RFCascade(n_estimators=2),
+        SuperpixelConvNet(),
+        GaussianRefiner(),
+    )
+    pipe.set_params(**{param: value})
+    cts = [hu_ct(name="case_00")]
+    with pytest.raises(ValueError, match=match):
+        pipe.fit(cts, [label_for(cts[0])])
+    assert calls == []  # no stage ran
+
+
+def test_14_empty_validation_labels_are_refused_before_any_stage_runs(monkeypatch):
+    import pancreas.superpixels as sp
+
+    calls = []
+    monkeypatch.setattr(
+        sp.SuperpixelGenerator, "transform", lambda self, X: calls.append(X)
+    )
+    cts = [hu_ct(name=f"case_{i:02d}", seed=i) for i in range(3)]
+    empty = [np.zeros(ct.shape, np.uint8) for ct in cts[2:]]
+    pipe = make_pipeline(SuperpixelGenerator(), RFCascade(n_estimators=2))
+    refused(
+        InvalidVolumeError,
+        lambda: pipe.fit(
+            cts[:2], [label_for(ct) for ct in cts[:2]], X_val=cts[2:], y_val=empty
+        ),
+        r"^case_02: no validation label marks any pancreas voxel",
+        r"refiner cannot choose its threshold",
+        r"check that y_val holds the pancreas labels .* same order as X_val",
+    )
+    assert calls == []  # refused before any stage ran

@@ -52,7 +52,8 @@ def test_parser_knows_every_command():
     args = parser.parse_args(
         ["train", "--images", "*.nii.gz", "--labels", "l/*.nii.gz", "-o", "m"]
     )
-    assert args.val_fraction == 0.1 and args.preset == "cpu"
+    assert args.val_fraction == 0.1 and args.preset == "paper"
+    assert args.device == "auto"
     args = parser.parse_args(["evaluate", "m", "--msd", "Task07", "-o", "r"])
     assert args.msd == "Task07" and args.subset == "test"
     assert parser.parse_args(["info", "m", "--json"]).json
@@ -129,13 +130,17 @@ def test_train_segment_evaluate_info(phantom_files, tmp_path):
             }
         )
     )
+    # not quiet: Keras's epoch lines and the log go to stderr, the result
+    # alone to stdout
     proc = run(
-        "--quiet", "train", "--images", f"{ct}/*_ct.nii.gz",
+        "train", "--images", f"{ct}/*_ct.nii.gz",
         "--labels", f"{labels}/*_seg.nii.gz", "--split", split,
         "--preset", "tiny", "--seed", 0, "-o", model,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "model in" in proc.stdout
+    assert proc.stdout.startswith("trained on 3 cases") and "model in" in proc.stdout
+    assert len(proc.stdout.splitlines()) == 1, proc.stdout
+    assert "Epoch 1/" in proc.stderr and "INFO training on 3 cases" in proc.stderr
     manifest = json.loads((model / "manifest.json").read_text())
     assert manifest["training"]["train_cases"] == ["case0", "case1", "case2"]
     assert manifest["training"]["n_cases"] == 3
@@ -159,9 +164,17 @@ def test_train_segment_evaluate_info(phantom_files, tmp_path):
     data = (ct / "case0_ct.nii.gz").read_bytes()
     (inputs / "broken.nii.gz").write_bytes(data[: len(data) // 3])
     out = tmp_path / "masks"
-    seg = run("--quiet", "segment", model, inputs, "-o", out, "--proba", "--stats")
+    seg = run("segment", model, inputs, "-o", out, "--proba", "--stats", "--preview")
     assert seg.returncode == 1, seg.stderr[-3000:]
-    assert "2 of 3 case(s) segmented" in seg.stdout
+    assert sorted(p.name for p in out.glob("*_preview.png")) == [
+        "case3_preview.png",
+        "case4_preview.png",
+    ]
+    assert seg.stdout.startswith("2 of 3 case(s) segmented")
+    assert len(seg.stdout.splitlines()) == 1, seg.stdout
+    # the progress bar, written to a pipe (a log file), is plain lines
+    assert "segment:" in seg.stderr and "3/3" in seg.stderr
+    assert "\r" not in seg.stderr and "\x1b" not in seg.stderr
     assert "failed cases:" in seg.stderr and "broken" in seg.stderr
     for case in ("case3", "case4"):
         mask = nib.load(out / f"{case}.nii.gz")
@@ -183,6 +196,9 @@ def test_train_segment_evaluate_info(phantom_files, tmp_path):
     nib.save(nib.Nifti1Image(np.asarray(src.dataobj), coarse), inputs / "big.nii.gz")
     rerun = run("--quiet", "segment", model, inputs, "-o", out, "--proba", "--stats")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
+    # --quiet: no TensorFlow (absl) or INFO lines, only the warnings below
+    for noise in ("I0000", "absl", "oneDNN", "cuda", " INFO "):
+        assert noise not in rerun.stderr, rerun.stderr
     assert "2 of 4 case(s) segmented, 2 already done" in rerun.stdout
     assert "air: empty segmentation" in rerun.stderr
     assert "1 case(s) with an empty mask: air" in rerun.stderr
@@ -233,3 +249,192 @@ def test_bad_dataset_gives_a_clear_error(tmp_path):
     assert proc.returncode == 2
     assert "no NIfTI image files" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_output_under_a_file_is_refused_before_any_work(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    # the model does not exist either: the output is checked first, so no
+    # model is loaded and no case computed before the refusal
+    for args in (
+        ["segment", tmp_path / "no_model", tmp_path, "-o", notes / "out"],
+        ["evaluate", tmp_path / "no_model", "--msd", tmp_path, "-o", notes],
+        ["train", "--msd", tmp_path / "none", "-o", notes / "model"],
+    ):
+        proc = run("--quiet", *args)
+        assert proc.returncode == 2, proc.stderr
+        assert "notes.txt is a file, not a folder" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    proc = run("--quiet", "segment", tmp_path, tmp_path, "-o", "/proc/self/out")
+    assert proc.returncode == 2 and "cannot be written" in proc.stderr
+
+
+def test_version_and_help_import_nothing_heavy():
+    from pancreas import __version__
+
+    proc = run("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"pancreas {__version__}"
+    code = (
+        "import sys\n"
+        "from pancreas.cli import main\n"
+        "for argv in (['--help'], ['segment', '--help'], ['--version']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = ('keras', 'tensorflow', 'jax', 'torch', 'sklearn', 'scipy',\n"
+        "         'numpy', 'nibabel', 'pydicom', 'matplotlib', 'skimage')\n"
+        "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=ENV
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
+    assert "usage: pancreas segment" in proc.stdout
+
+
+@pytest.mark.slow
+def test_info_json_into_a_closed_pipe_exits_quietly(tiny_fitted, tmp_path):
+    from pancreas.persistence import save_pipeline
+
+    model = save_pipeline(tiny_fitted, tmp_path / "model")
+    # like `pancreas info --json MODEL | head -0`: the reader is gone before
+    # the command writes (the command takes a second to start)
+    with subprocess.Popen(
+        [*_console_script(), "info", "--json", str(model)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+    ) as proc:
+        proc.stdout.close()
+        stderr = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 141, stderr
+    assert stderr == "", stderr
+
+
+@pytest.mark.slow
+def test_evaluate_leaves_out_the_models_training_cases(
+    tiny_fitted, phantom_files, tmp_path
+):
+    from pancreas.persistence import save_pipeline
+
+    # tiny_fitted was trained on the first three phantoms, validated on the 4th
+    model = save_pipeline(
+        tiny_fitted,
+        tmp_path / "model",
+        training={
+            "train_cases": ["case0", "case1", "case2"],
+            "val_cases": ["case3"],
+        },
+    )
+    ct, labels = phantom_files / "ct", phantom_files / "labels"
+    report = tmp_path / "report"
+    proc = run("evaluate", model, "--images", ct, "--labels", labels, "-o", report)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "leaving out 4 case(s) the model was trained or validated on" in (
+        proc.stderr
+    )
+    assert "Stage table on 1 cases" in proc.stdout
+    assert "1 unseen, 0 training and 0 validation case(s)" in proc.stdout
+    with (report / "metrics.csv").open() as fh:
+        assert [row["case"] for row in csv.DictReader(fh)] == ["case4"]
+    assert (report / "scored_cases.csv").read_text() == "case,role\ncase4,unseen\n"
+    assert "## Cases scored" in (report / "index.md").read_text()
+
+    both = tmp_path / "both"
+    proc = run(
+        "--quiet", "evaluate", model, "--images", ct, "--labels", labels,
+        "--include-training-cases", "-o", both,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "1 unseen, 3 training and 1 validation case(s)" in proc.stdout
+    roles = dict(
+        line.split(",") for line in (both / "scored_cases.csv").read_text().split()
+    )
+    assert roles == {
+        "case": "role",
+        "case0": "train",
+        "case1": "train",
+        "case2": "train",
+        "case3": "val",
+        "case4": "unseen",
+    }
+    index = (both / "index.md").read_text()
+    assert "Training and validation cases are included" in index
+    assert "| case0 | train |" in index
+
+    only_seen = run(
+        "--quiet", "evaluate", model, "--images", f"{ct}/case[0-2]_ct.nii.gz",
+        "--labels", f"{labels}/case[0-2]_seg.nii.gz", "-o", tmp_path / "r3",
+    )  # fmt: skip
+    assert only_seen.returncode == 2
+    assert "all 3 cases" in only_seen.stderr and "--include-training-cases" in (
+        only_seen.stderr
+    )
+
+
+def test_default_preset_is_the_same_in_python_and_on_the_command_line():
+    import inspect
+
+    from pancreas.pipeline import make_roth2015_pipeline
+
+    python_default = (
+        inspect.signature(make_roth2015_pipeline).parameters["preset"].default
+    )
+    parser = build_parser()
+    train = parser.parse_args(["train", "--msd", "d", "-o", "m"])
+    assert train.preset == python_default == "paper"
+    # the demo is a recipe with its own, stated preset
+    assert parser.parse_args(["demo"]).preset == "cpu"
+
+
+def test_device_option(tmp_path):
+    parser = build_parser()
+    assert parser.parse_args(["--device", "cpu", "info", "m"]).device == "cpu"
+    args = parser.parse_args(["segment", "m", "x", "-o", "o", "--device", "gpu"])
+    assert args.device == "gpu"
+    # --device cpu hides the GPUs from the backend before Keras is imported
+    code = (
+        "import os, sys\n"
+        "from pancreas.cli import main\n"
+        "main(['--device', 'cpu', 'info', sys.argv[1]])\n"
+        "print(os.environ.get('CUDA_VISIBLE_DEVICES'), file=sys.stderr)\n"
+    )
+    env = {k: v for k, v in ENV.items() if k != "CUDA_VISIBLE_DEVICES"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert proc.stderr.strip().splitlines()[-1] == "-1", proc.stderr
+    # --device gpu refuses to start where the backend sees no GPU
+    gpu_env = {**ENV, "CUDA_VISIBLE_DEVICES": "-1"}
+    proc = subprocess.run(
+        [*_console_script(), "--device", "gpu", "info", tmp_path],
+        capture_output=True, text=True, env=gpu_env,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "--device gpu: the Keras backend (tensorflow) sees no GPU" in proc.stderr
+
+
+def test_make_demo_installs_only_the_package(tmp_path):
+    """`make demo` installs `.`, `make test` and `make docs` the test extra."""
+    root = Path(__file__).resolve().parents[1]
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(root / name, tmp_path / name)  # a fresh clone: no .venv
+
+    def dry_run(target):
+        proc = subprocess.run(
+            ["make", "-n", target], cwd=tmp_path, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+        return [line for line in proc.stdout.splitlines() if "pip install" in line]
+
+    demo = dry_run("demo")
+    assert any(line.endswith("pip install -q -e .") for line in demo), demo
+    assert not any("[" in line for line in demo), demo
+    for target in ("test", "docs"):
+        assert any('-e ".[test]"' in line for line in dry_run(target)), target
+    assert "-m pytest" in subprocess.run(
+        ["make", "-n", "test"], cwd=tmp_path, capture_output=True, text=True
+    ).stdout

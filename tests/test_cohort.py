@@ -246,3 +246,187 @@ def test_segment_real_dicom_series_keeps_its_affine(tiny_fitted, shared_data, tm
     assert result.stats["totalseg_case2_dicom"]["spacing"] == pytest.approx(
         [0.977, 0.977, 2.0], abs=1e-3
     )
+
+
+# ------------------------------------------- issue 14: folders and outputs
+def test_find_cases_follows_symlinked_series_and_keeps_empty_case_folders(tmp_path):
+    store = tmp_path / "store" / "series"
+    _touch(store / "1.dcm")
+    cohort = tmp_path / "cohort"
+    (cohort / "linked" / "study").mkdir(parents=True)
+    (cohort / "linked" / "study" / "series").symlink_to(store)
+    (cohort / "empty").mkdir()
+    _touch(cohort / "plain" / "s" / "1.dcm")
+    (cohort / "plain" / "s" / "loop").symlink_to(cohort / "plain")  # a cycle
+    assert find_cases([cohort]) == [
+        ("empty", cohort / "empty"),
+        ("linked", cohort / "linked" / "study" / "series"),
+        ("plain", cohort / "plain" / "s"),
+    ]
+    # a case folder that is itself a link
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "case9").symlink_to(store.parent)
+    assert find_cases([other]) == [("case9", other / "case9" / "series")]
+
+
+def test_check_output_folder_refuses_files_and_unwritable_folders(tmp_path):
+    from pancreas.cohort import check_output_folder
+
+    notes = _touch(tmp_path / "notes.txt")
+    with pytest.raises(ValueError, match=r"notes.txt is a file, not a folder"):
+        check_output_folder(notes / "masks")
+    with pytest.raises(ValueError, match=r"-o .*notes.txt is a file"):
+        check_output_folder(notes, option="-o")
+    # /proc refuses new files even to root, where chmod would not
+    with pytest.raises(ValueError, match=r"/proc/self/masks: cannot be written"):
+        check_output_folder("/proc/self/masks")
+    assert check_output_folder(tmp_path / "a" / "b").is_dir()
+    assert not list((tmp_path / "a" / "b").iterdir())  # the probe is removed
+
+
+def _write_dicom_series(volume, folder):
+    """Write a Volume (an axis-aligned RAS grid) as a real DICOM CT series."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    folder.mkdir(parents=True)
+    sx, sy, sz = np.diag(volume.affine)[:3]
+    x0, y0, z0 = volume.affine[:3, 3]
+    study, series, frame = generate_uid(), generate_uid(), generate_uid()
+    for k in range(volume.shape[2]):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID = CTImageStorage
+        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds.FrameOfReferenceUID = frame
+        ds.Modality = "CT"
+        ds.PatientID, ds.PatientName = "phantom", "Phantom^Case"
+        ds.StudyDate, ds.StudyTime, ds.StudyID = "20260101", "120000", "1"
+        ds.SeriesNumber, ds.InstanceNumber = 3, k + 1
+        # RAS +x/+y columns are LPS -x/-y: row and column directions (-1, -1)
+        ds.ImageOrientationPatient = [-1, 0, 0, 0, -1, 0]
+        ds.ImagePositionPatient = [-x0, -y0, z0 + k * sz]
+        ds.PixelSpacing = [f"{sy:.6f}", f"{sx:.6f}"]
+        ds.SliceThickness = f"{sz:.6f}"
+        pixels = np.ascontiguousarray(volume.array[:, :, k].T.astype(np.int16))
+        ds.Rows, ds.Columns = pixels.shape
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+        ds.PixelRepresentation = 1
+        ds.RescaleSlope, ds.RescaleIntercept = 1, 0
+        ds.PixelData = pixels.tobytes()
+        ds.save_as(folder / f"{k:03d}.dcm", enforce_file_format=True)
+    return folder
+
+
+@pytest.mark.slow
+def test_segment_dicom_series_to_dicom_seg_and_proba_threshold(
+    tiny_fitted, tiny_cohort, tmp_path
+):
+    pytest.importorskip("keras")
+    pytest.importorskip("highdicom")
+    import pydicom
+
+    images, _ = tiny_cohort
+    cohort = tmp_path / "in"
+    series = _write_dicom_series(images[4], cohort / "case4" / "study" / "ct")
+    (cohort / "empty_case").mkdir()
+    np.testing.assert_allclose(load_volume(series).affine, images[4].affine, atol=1e-4)
+    out = tmp_path / "out"
+    result = segment_cohort(
+        tiny_fitted, [cohort], out, proba=True, stats=True, dicom_seg=True,
+        preview=True,
+    )  # fmt: skip
+    assert result.done == ["case4"]
+    from matplotlib.image import imread
+
+    picture = imread(out / "case4_preview.png")
+    assert picture.ndim == 3 and picture.shape[1] > picture.shape[0] > 100
+    # the empty case folder is listed with the reason, not left out
+    assert list(result.failed) == ["empty_case"]
+    assert "no DICOM image found" in result.failed["empty_case"]
+
+    mask = np.asarray(nib.load(out / "case4.nii.gz").dataobj)
+    assert mask.any()
+    seg = pydicom.dcmread(out / "case4_seg.dcm")
+    assert seg.Modality == "SEG" and seg.SegmentationType == "BINARY"
+    assert seg.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0].CodeMeaning == (
+        "Pancreas"
+    )
+    sources = {}
+    for f in sorted(series.iterdir()):
+        ds = pydicom.dcmread(f)
+        sources[ds.SOPInstanceUID] = ds
+    first = next(iter(sources.values()))
+    assert seg.StudyInstanceUID == first.StudyInstanceUID
+    assert seg.FrameOfReferenceUID == first.FrameOfReferenceUID
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == first.SeriesInstanceUID
+    orientation = seg.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0]
+    np.testing.assert_allclose(
+        [float(v) for v in orientation.ImageOrientationPatient],
+        [float(v) for v in first.ImageOrientationPatient],
+    )
+    frames = seg.pixel_array.reshape(-1, *seg.pixel_array.shape[-2:])
+    covered = set()
+    for frame, group in zip(frames, seg.PerFrameFunctionalGroupsSequence, strict=True):
+        uid = (
+            group.DerivationImageSequence[0]
+            .SourceImageSequence[0]
+            .ReferencedSOPInstanceUID
+        )
+        source = sources[uid]  # each frame lies on its source slice
+        np.testing.assert_allclose(
+            [float(v) for v in group.PlanePositionSequence[0].ImagePositionPatient],
+            [float(v) for v in source.ImagePositionPatient],
+        )
+        k = int(source.InstanceNumber) - 1
+        np.testing.assert_array_equal(frame, mask[:, :, k].T)
+        covered.add(k)
+    # slices without a frame hold no pancreas in the NIfTI mask either
+    for k in set(range(mask.shape[2])) - covered:
+        assert not mask[:, :, k].any()
+    assert covered == {k for k in range(mask.shape[2]) if mask[:, :, k].any()}
+
+    # the probability map says which threshold gives the mask (item 5)
+    threshold = tiny_fitted.steps[-1][1].threshold_
+    proba_img = nib.load(out / "case4_proba.nii.gz")
+    descrip = proba_img.header["descrip"].item().decode()
+    assert f"mask = proba > {threshold:.4f}" in descrip and "not 0.5" in descrip
+    proba = np.asarray(proba_img.dataobj)
+    np.testing.assert_array_equal(proba > float(descrip.split("> ")[1][:6]), mask)
+    stats = json.loads((out / "case4.json").read_text())
+    assert stats["proba"]["threshold"] == pytest.approx(threshold)
+    assert stats["proba"]["file"] == "case4_proba.nii.gz"
+
+
+def test_segment_cohort_refuses_before_any_case(tiny_fitted, tiny_cohort, tmp_path):
+    pytest.importorskip("keras")
+    images, _ = tiny_cohort
+    inputs = _write_cases(tmp_path / "in", images, [4])
+    notes = _touch(tmp_path / "notes.txt")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        segment_cohort(tiny_fitted, inputs, notes / "out")
+    with pytest.raises(ValueError, match="needs DICOM series inputs"):
+        segment_cohort(tiny_fitted, inputs, tmp_path / "out", dicom_seg=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_write_dicom_seg_refuses_what_a_seg_cannot_reference(shared_data, tmp_path):
+    pytest.importorskip("highdicom")
+    from pancreas.dicom_seg import write_dicom_seg
+
+    # this public series was de-identified with its Study and Series UIDs
+    # blanked: a SEG could not point at it, so none is written
+    series = shared_data / "totalseg_case2_dicom"
+    mask = np.zeros((512, 512, 20), np.uint8)
+    with pytest.raises(ValueError, match="StudyInstanceUID, SeriesInstanceUID empty"):
+        write_dicom_seg(mask, series, tmp_path / "seg.dcm")
+    with pytest.raises(ValueError, match=r"mask of shape \(512, 512, 19\)"):
+        write_dicom_seg(mask[:, :, 1:], series, tmp_path / "seg.dcm")
+    assert not list(tmp_path.iterdir())

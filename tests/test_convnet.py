@@ -269,3 +269,37 @@ def test_patch_dataset_streams_every_example_n_times(cases):
     assert_array_equal(data[0][0], x)  # a pure function of (epoch, index)
     data.on_epoch_end()
     assert not np.array_equal(data[0][1], y)  # a new order each epoch
+
+
+@pytest.mark.slow
+def test_fit_leaves_the_process_random_state_alone(cases):
+    # A host application seeds its own generators; fit(random_state=int)
+    # must leave them, and TensorFlow's op determinism, as they were.
+    import random
+
+    keras = pytest.importorskip("keras")
+    from pancreas.convnet import SuperpixelConvNet
+
+    random.seed(1234)
+    np.random.seed(4321)
+    py_state, np_state = random.getstate(), np.random.get_state()
+    determinism = None
+    if keras.backend.backend() == "tensorflow":
+        from tensorflow.python.framework import config as tf_config
+
+        determinism = tf_config.is_op_determinism_enabled()
+        assert not determinism
+    X, y = cases
+    SuperpixelConvNet(**{**TINY, "epochs": 1}).fit(X, y)
+    assert random.getstate() == py_state
+    after = np.random.get_state()
+    assert after[0] == np_state[0] and after[2:] == np_state[2:]
+    assert_array_equal(after[1], np_state[1])
+    if determinism is not None:
+        assert not tf_config.is_op_determinism_enabled()
+    # The host's next draws are the ones it seeded for.
+    random.seed(1234)
+    expected = random.random()
+    random.seed(1234)
+    SuperpixelConvNet(**{**TINY, "epochs": 1}).fit(X, y)
+    assert random.random() == expected

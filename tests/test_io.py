@@ -780,3 +780,54 @@ def test_import_is_light():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------- unknown orientation
+def _nifti_with_codes(path, sform_code, qform_code):
+    import nibabel as nib
+
+    array = np.zeros((8, 8, 4), np.int16)
+    img = nib.Nifti1Image(array, np.diag([0.8, 0.8, 2.5, 1.0]))
+    img.set_sform(img.affine, code=sform_code)
+    img.set_qform(img.affine, code=qform_code)
+    nib.save(img, path)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_nifti_without_orientation_warns(tmp_path, suffix):
+    import warnings
+
+    from pancreas.exceptions import OrientationWarning
+    from pancreas.io import load_volume
+
+    path = _nifti_with_codes(tmp_path / f"noorient{suffix}", 0, 0)
+    with pytest.warns(OrientationWarning, match=r"noorient.*sform and qform codes"):
+        load_volume(path)
+    for codes in [(1, 0), (0, 1), (2, 1)]:
+        ok = _nifti_with_codes(tmp_path / f"ok{suffix}", *codes)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            load_volume(ok)
+
+
+def test_nibabel_image_without_orientation_warns():
+    import nibabel as nib
+
+    from pancreas.exceptions import OrientationWarning
+    from pancreas.io import as_volume
+
+    img = nib.Nifti1Image(np.zeros((8, 8, 4), np.int16), None)
+    assert int(img.header["sform_code"]) == 0 == int(img.header["qform_code"])
+    with pytest.warns(OrientationWarning, match="orientation is unknown"):
+        as_volume(img, name="in-memory")
+
+
+def test_dicom_series_summary_from_headers_matches_the_loaded_volume(tmp_path):
+    from pancreas.persistence import cohort_summary
+
+    folder = tmp_path / "series"
+    make_series(folder, n=5, rows=8, cols=10, spacing=(0.7, 0.5), step=2.5)
+    loaded = load_volume(folder)
+    assert cohort_summary([folder]) == cohort_summary([loaded])
+    assert cohort_summary([folder])["spacing_max"] == [0.5, 0.7, 2.5]

@@ -50,3 +50,26 @@ def test_python_m_pancreas_help():
         check=True,
     )
     assert "demo" in out.stdout
+
+
+def _pancreas_imports(module: Path) -> set[str]:
+    """Every pancreas module that ``module`` imports, anywhere in its code
+    (top level, inside functions and under ``TYPE_CHECKING``)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(module.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found.update(n for n in names if n.split(".")[0] == "pancreas")
+    return found
+
+
+def test_pipeline_and_evaluation_import_one_way():
+    root = Path(__file__).resolve().parents[1] / "pancreas"
+    assert "pancreas.evaluation" in _pancreas_imports(root / "pipeline.py")
+    assert "pancreas.pipeline" not in _pancreas_imports(root / "evaluation.py")

@@ -184,7 +184,9 @@ def test_manifest_records_checksums_thresholds_and_params(
         k: float(v) for k, v in refiner.stage_thresholds_.items()
     }
     images, _ = tiny_cohort
+    # The caller's keys are added to (and replace) what fit recorded.
     assert manifest["training"] == {
+        **tiny_fitted.training_summary_,
         **cohort_summary(images[:4]),
         "note": ["phantoms", 4],
     }
@@ -292,7 +294,10 @@ def test_overwrite_replaces_a_model(tiny_fitted, model):
     out = save_pipeline(tiny_fitted, model, training={"n_cases": 1}, overwrite=True)
     assert out == model
     assert {p.name for p in model.iterdir()} == MODEL_FILES
-    assert read_manifest(model)["training"] == {"n_cases": 1}
+    assert read_manifest(model)["training"] == {
+        **tiny_fitted.training_summary_,
+        "n_cases": 1,
+    }
     assert [p.name for p in model.parent.iterdir()] == ["model"]
 
 
@@ -382,7 +387,7 @@ def test_function_reference_in_pipeline_skops_is_refused(model):
 
 
 @pytest.mark.slow
-def test_keras_lambda_layer_is_refused_by_safe_mode(model, tmp_path):
+def test_keras_lambda_layer_is_refused_before_keras_reads_it(model, tmp_path):
     keras = pytest.importorskip("keras")
 
     marker = tmp_path / "lambda-ran"
@@ -399,10 +404,11 @@ def test_keras_lambda_layer_is_refused_by_safe_mode(model, tmp_path):
     marker.unlink()
 
     _replace_file(model, "convnet.keras", evil.read_bytes())
-    with pytest.raises(ModelFileError, match=r"convnet\.keras: .*safe mode") as info:
+    # Refused by pancreas's allow-list before Keras (and its safe mode) reads it.
+    with pytest.raises(
+        UntrustedModelError, match=r"convnet\.keras: .*keras\.layers\.Lambda"
+    ):
         load_pipeline(model)
-    assert info.value.__cause__ is not None
-    assert not isinstance(info.value, UntrustedModelError)
     assert not marker.exists()
 
 
@@ -486,3 +492,170 @@ def test_cohort_summary_rejects_bad_input(tmp_path):
     nib.save(nib.Nifti1Image(np.zeros((2, 2, 2, 3), np.int16), np.eye(4)), four_d)
     with pytest.raises(InvalidVolumeError, match=r"4d\.nii.*3D"):
         cohort_summary([four_d])
+
+
+# ---------------------------------------------------------------- permissions
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_model_folder_permissions_follow_the_umask(tmp_path, umask):
+    import stat
+
+    from pancreas.pipeline import make_pipeline
+    from pancreas.superpixels import SuperpixelGenerator
+
+    pipe = make_pipeline(SuperpixelGenerator()).fit(None)
+    old = os.umask(umask)
+    try:
+        model = save_pipeline(pipe, tmp_path / "model")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(model.stat().st_mode) == 0o777 & ~umask
+    for file in model.iterdir():
+        assert stat.S_IMODE(file.stat().st_mode) == 0o666 & ~umask, file.name
+
+
+# ---------------------------------------------------------------- Keras allow-list
+def _rewrite_keras(model: Path, edit, extra: dict[str, bytes] | None = None) -> None:
+    """Rewrite the model's convnet.keras with ``edit`` applied to config.json."""
+    import io
+    import zipfile
+
+    src = zipfile.ZipFile(io.BytesIO((model / "convnet.keras").read_bytes()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "config.json":
+                config = json.loads(data)
+                edit(config)
+                data = json.dumps(config).encode()
+            dst.writestr(name, data)
+        for name, data in (extra or {}).items():
+            dst.writestr(name, data)
+    _replace_file(model, "convnet.keras", out.getvalue())
+
+
+def _layers(config: dict) -> list[dict]:
+    return config["config"]["layers"]
+
+
+@pytest.mark.slow
+def test_keras_config_naming_a_function_outside_the_allow_list_is_refused(model):
+    pytest.importorskip("keras")
+
+    def edit(config):
+        dense = next(la for la in _layers(config) if la["class_name"] == "Dense")
+        dense["config"]["activation"] = {
+            "module": "builtins",
+            "class_name": "function",
+            "config": "exec",
+            "registered_name": "function",
+        }
+
+    _rewrite_keras(model, edit)
+    with pytest.raises(
+        UntrustedModelError, match=r"convnet\.keras: .*names builtins\.function"
+    ):
+        load_pipeline(model)
+
+
+@pytest.mark.slow
+def test_keras_config_naming_a_layer_outside_the_allow_list_is_refused(
+    model, payload_module, tmp_path
+):
+    pytest.importorskip("keras")
+
+    def edit(config):
+        layer = next(la for la in _layers(config) if la["class_name"] == "Dropout")
+        layer["module"] = payload_module.__name__
+        layer["class_name"] = "Payload"
+        layer["config"] = {"marker": str(tmp_path / "ran")}
+
+    _rewrite_keras(model, edit)
+    with pytest.raises(UntrustedModelError, match=r"pancreas_test_payload\.Payload"):
+        load_pipeline(model)
+    assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.slow
+def test_keras_archive_with_extra_members_is_refused(model):
+    pytest.importorskip("keras")
+    _rewrite_keras(model, lambda config: None, extra={"assets/run.py": b"1"})
+    with pytest.raises(UntrustedModelError, match=r"unexpected member.*assets/run"):
+        load_pipeline(model)
+
+
+@pytest.mark.slow
+def test_the_saved_network_is_within_the_allow_list(model):
+    pytest.importorskip("keras")
+    # The allow-list holds what a trained ConvNet needs: an unedited model
+    # still loads (the round trip above checks its predictions).
+    _rewrite_keras(model, lambda config: None)
+    assert load_pipeline(model).named_steps["convnet"].model_ is not None
+
+
+def test_safe_library_floors_match_pyproject():
+    import tomllib
+
+    from pancreas.persistence import SAFE_LIBRARY_VERSIONS
+
+    root = Path(__file__).resolve().parents[1]
+    deps = tomllib.loads((root / "pyproject.toml").read_text())["project"][
+        "dependencies"
+    ]
+    for dist, floor in SAFE_LIBRARY_VERSIONS.items():
+        wanted = ".".join(str(v) for v in floor).removesuffix(".0")
+        assert f"{dist}>={wanted}" in deps
+    assert SAFE_LIBRARY_VERSIONS["keras"] >= (3, 11, 0)  # CVE-2025-9906
+
+
+@pytest.mark.slow
+def test_loading_refuses_a_keras_with_known_holes(model, monkeypatch):
+    import importlib.metadata
+
+    real = importlib.metadata.version
+
+    def version(dist):
+        return "3.10.0" if dist == "keras" else real(dist)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    with pytest.raises(ModelVersionError, match=r"keras 3\.10\.0 is installed.*3\.14"):
+        load_pipeline(model)
+
+
+# ---------------------------------------------------------------- training summary
+@pytest.mark.slow
+def test_save_from_python_stores_what_fit_saw(tiny_fitted, tiny_cohort, tmp_path):
+    images, _ = tiny_cohort
+    # fitted on images[:3], validated on images[3]
+    assert tiny_fitted.training_summary_ == {
+        **cohort_summary(images[:3]),
+        "n_validation_cases": 1,
+    }
+    model = save_pipeline(tiny_fitted, tmp_path / "model")  # no training=
+    training = read_manifest(model)["training"]
+    assert training["n_cases"] == 3
+    assert training["spacing_min"] == cohort_summary(images[:3])["spacing_min"]
+    assert training["spacing_max"] == cohort_summary(images[:3])["spacing_max"]
+    loaded = load_pipeline(model)
+    assert loaded.training_summary_ == tiny_fitted.training_summary_
+
+
+@pytest.mark.slow
+def test_predict_warns_about_spacing_outside_the_training_range(
+    tiny_fitted, tiny_cohort, tmp_path
+):
+    import warnings
+
+    from pancreas.exceptions import SpacingWarning
+
+    images, _ = tiny_cohort
+    case = images[4]
+    # the same voxels, slices three times further apart than any training case
+    stretched = case.affine.copy()
+    stretched[:3, 2] *= 3.0 * max(tiny_fitted.training_summary_["spacing_max"])
+    far = Volume(case.array, stretched, "far-case")
+    with pytest.warns(SpacingWarning, match=r"far-case: voxel spacing .* outside"):
+        tiny_fitted.predict([far])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpacingWarning)
+        tiny_fitted.predict_proba([case])

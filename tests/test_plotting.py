@@ -223,3 +223,94 @@ def test_plot_dice_curves_on_given_axes_one_case_no_band():
         plot_dice_curves(grid, {"a": [0.1, 0.2]})
     with pytest.raises(ValueError, match="no curves"):
         plot_dice_curves(grid, {})
+
+
+def _texts(ax):
+    return [t.get_text() for t in ax.texts]
+
+
+def test_panels_state_window_level_and_position_in_mm():
+    ct, truth, pred = _case()
+    affine = np.diag([*SPACING, 1.0])
+    affine[:3, 3] = (-100.0, 50.0, -300.0)
+    panel = slice_panel(ct, truth, pred, plane="axial", index=5, spacing=SPACING,
+                        affine=affine)  # fmt: skip
+    assert panel.position_mm == pytest.approx(-300.0 + 5 * 2.5)
+    assert panel.label == "axial slice 5, z = -287.5 mm"
+    ax = plot_panel(panel, window=(50, 350)).axes[0]
+    assert ax.get_title() == "axial slice 5, z = -287.5 mm"
+    assert "W 350 L 50" in _texts(ax)
+    # without an affine the position is unknown, and not made up
+    bare = slice_panel(ct, truth, pred, plane="coronal", index=4, spacing=SPACING)
+    assert bare.position_mm is None and bare.label == "coronal slice 4"
+    fig = plot_three_plane(
+        [slice_panel(ct, truth, pred, plane=p, index=i, spacing=SPACING, affine=affine)
+         for p, i in (("axial", 5), ("coronal", 15), ("sagittal", 20))]
+    )  # fmt: skip
+    assert [ax.get_title() for ax in fig.axes] == [
+        "axial (z = -287.5 mm)",
+        "coronal (y = 60.5 mm)",
+        "sagittal (x = -84.0 mm)",
+    ]
+    assert all("W 400 L 40" in _texts(ax) for ax in fig.axes)
+
+
+def test_plot_preview_three_planes_through_the_mask_in_any_orientation(tmp_path):
+    from pancreas.plotting import plot_preview
+
+    ct, _, mask = _case()
+    affine = np.diag([*SPACING, 1.0])
+    affine[:3, 3] = (-10.0, 20.0, -30.0)
+    fig = plot_preview(ct, mask, affine, title="case7")
+    centre = np.argwhere(mask).mean(axis=0).round().astype(int)
+    world = affine @ [*centre, 1.0]
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == [
+        f"axial slice {centre[2]}, z = {world[2]:.1f} mm",
+        f"coronal slice {centre[1]}, y = {world[1]:.1f} mm",
+        f"sagittal slice {centre[0]}, x = {world[0]:.1f} mm",
+    ]
+    for ax, sides in zip(fig.axes, ("APRL", "SIRL", "SIAP"), strict=True):
+        texts = _texts(ax)
+        assert "W 400 L 40" in texts
+        assert [t for t in texts if len(t) == 1] == list(sides)  # radiological
+        assert any(t.endswith(" mm") for t in texts)  # the scale bar
+        assert len(_contours(ax)) == 1  # the mask only, no ground truth
+    assert [t.get_text() for t in fig.legends[0].texts] == ["pancreas"]
+    assert fig.get_suptitle() == "case7"
+    # the same scan stored left-right flipped (LAS) gives the same picture
+    flip = np.diag([-1.0, 1.0, 1.0, 1.0])
+    flip[0, 3] = SHAPE[0] - 1
+    las = plot_preview(ct[::-1], mask[::-1], affine @ flip, title="case7")
+    assert [ax.get_title() for ax in las.axes] == titles
+    pictures = []
+    for f in (fig, las):
+        buf = io.BytesIO()
+        f.savefig(buf, format="png")
+        pictures.append(imread(io.BytesIO(buf.getvalue())))
+    np.testing.assert_array_equal(pictures[0], pictures[1])
+    # an empty mask: the volume's centre, no outline, no warning
+    empty = plot_preview(ct, np.zeros(SHAPE, bool), affine)
+    assert [ax.get_title().split(",")[0] for ax in empty.axes] == [
+        "axial slice 6",
+        "coronal slice 15",
+        "sagittal slice 20",
+    ]
+    with pytest.raises(ValueError, match="one 3-D grid"):
+        plot_preview(ct, mask[:-1], affine)
+
+
+@pytest.mark.slow
+def test_report_pictures_give_slice_positions_in_mm(tiny_fitted, tiny_cohort):
+    pytest.importorskip("keras")
+    from pancreas.evaluation import evaluate_pipeline
+
+    images, labels = tiny_cohort
+    evaluation = evaluate_pipeline(tiny_fitted, images[4:5], labels[4:5])
+    pictures = evaluation.pictures[0]
+    affine = images[4].affine  # the phantoms are RAS+ already
+    for panel in [*pictures.axial, *pictures.planes]:
+        normal = {"sagittal": 0, "coronal": 1, "axial": 2}[panel.plane]
+        expected = affine[normal, normal] * panel.index + affine[normal, 3]
+        assert panel.position_mm == pytest.approx(expected, abs=1e-3)
+        assert panel.label.endswith(f"= {expected:.1f} mm")

@@ -5,6 +5,7 @@ from __future__ import annotations
 #: Example files in the order a reader meets the method; others follow, sorted.
 ORDER = (
     "plot_phantom.py",
+    "plot_phantom_factors.py",
     "plot_superpixels.py",
     "plot_cascade.py",
     "plot_augmentation.py",
