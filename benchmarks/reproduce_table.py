@@ -50,6 +50,13 @@ def main() -> None:
         "--full-size", action="store_true", help="512 x 512 x 150-250 phantoms"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--variation",
+        default=None,
+        choices=("realistic",),
+        help="a cohort that varies like real ones (field of view, phase, "
+        "habitus, noise, kernel...; see make_phantom_cohort)",
+    )
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--real-ct", type=Path, default=REAL_CT)
     parser.add_argument("--out", type=Path, default=HERE / "results")
@@ -59,7 +66,11 @@ def main() -> None:
     n = args.n_train + args.n_val + args.n_test
     t0 = time.perf_counter()
     images, labels = make_phantom_cohort(
-        n, shape=shape, random_state=args.seed, n_jobs=args.n_jobs
+        n,
+        shape=shape,
+        random_state=args.seed,
+        n_jobs=args.n_jobs,
+        variation=args.variation,
     )
     tr = slice(0, args.n_train)
     va = slice(args.n_train, args.n_train + args.n_val)

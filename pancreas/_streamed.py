@@ -41,6 +41,7 @@ from pancreas._store import (
     hash_params,
     smallest_label_dtype,
 )
+from pancreas.cascade import FEATURES_VERSION
 from pancreas.io import Volume
 from pancreas.record import CaseRecord, record_at
 
@@ -112,6 +113,7 @@ class _CaseStore:
             only=("grid_spacing", "hu_window"),
             grid_spacing=float(cascade.grid_spacing),
             hu_window=[float(v) for v in cascade.hu_window],
+            version=FEATURES_VERSION,
         )
 
     # -- names -------------------------------------------------------------

@@ -46,6 +46,10 @@ _PATCH_SIZES_MM = (5.0, 11.0, 21.0, 41.0)
 _GRADIENT_SIGMAS_MM = (1.0, 3.0)
 _LOG_SIGMAS_MM = (2.0, 4.0)
 _CONTEXT_SIGMAS_MM = (5.0, 15.0)
+#: Version of the features' definitions: part of the key under which a
+#: streamed fit keeps a case's features, so a new definition is recomputed.
+FEATURES_VERSION = 2
+
 # Location, from anatomy and in mm only: nothing that moves when the scan
 # covers more or less of the patient (no offset from the body's centroid or
 # extent, no height between the first and last slice).
