@@ -20,7 +20,6 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from joblib import effective_n_jobs
 from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 from skimage.segmentation import slic
@@ -459,8 +458,9 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
       larger), square pixels (anisotropic pixels give superpixels of the
       right area, stretched), and segments under half a grid cell merged
       into a neighbour, as scikit-image's ``enforce_connectivity`` does.
-      With ``n_jobs`` > 1 OpenCV runs on one thread per worker during
-      ``transform``. The labels follow the same contract. On 512 x 512
+      OpenCV runs on one thread per slice worker during ``transform`` (its
+      own thread pool made it slower, even with ``n_jobs=1``), and its
+      setting is restored afterwards. The labels follow the same contract. On 512 x 512
       phantom slices it took about half the time of scikit-image for an
       Optimal Dice within 0.01 (``benchmarks/bench_slic.py``); the
       superpixels differ, so a model trained on one backend's superpixels
@@ -681,7 +681,7 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         def one_slice(k: int) -> tuple[Any, Any, int]:
             return _slice_superpixels(hu[:, :, k], mask[:, :, k], spacing, **options)
 
-        with _one_opencv_thread_per_worker(self.backend, self.n_jobs):
+        with _one_opencv_thread(self.backend):
             results = parallel_map(
                 one_slice,
                 range(hu.shape[2]),
@@ -710,9 +710,9 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
 
 
 @contextlib.contextmanager
-def _one_opencv_thread_per_worker(backend: str, n_jobs: int | None) -> Iterator[None]:
-    """Run OpenCV on one thread while slices run in parallel; restore after."""
-    if backend != "opencv" or effective_n_jobs(n_jobs) == 1:
+def _one_opencv_thread(backend: str) -> Iterator[None]:
+    """Run OpenCV on one thread per slice worker; restore its setting after."""
+    if backend != "opencv":
         yield
         return
     cv2 = _import_cv2()

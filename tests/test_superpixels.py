@@ -148,9 +148,19 @@ def test_parallel_gives_same_result(ct, backend):
 
 
 @needs_opencv
-def test_opencv_threads_restored_after_parallel_transform(ct):
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_opencv_runs_on_one_thread_and_restores_the_setting(ct, monkeypatch, n_jobs):
+    seen = []
+    real = cv2.ximgproc.createSuperpixelSLIC
+
+    def spy(*args, **kwargs):
+        seen.append(cv2.getNumThreads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cv2.ximgproc, "createSuperpixelSLIC", spy)
     before = cv2.getNumThreads()
-    SuperpixelGenerator(backend="opencv", n_jobs=2).fit_transform([ct[0]])
+    SuperpixelGenerator(backend="opencv", n_jobs=n_jobs).fit_transform([ct[0]])
+    assert seen and set(seen) == {1}
     assert cv2.getNumThreads() == before
 
 
