@@ -13,7 +13,9 @@ on the same grids, non-zero meaning pancreas.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from numbers import Integral, Real
 from typing import Any
 
@@ -33,7 +35,7 @@ from pancreas._checks import (
 )
 from pancreas._memory import check_memory
 from pancreas._parallel import parallel_map
-from pancreas._validation import N_JOBS, Interval, _fit_context
+from pancreas._validation import N_JOBS, Interval, StrOptions, _fit_context
 from pancreas.base import VolumeEstimatorMixin
 from pancreas.exceptions import InvalidVolumeError
 from pancreas.record import CaseRecord, as_records, check_labels
@@ -236,6 +238,7 @@ def _slice_superpixels(
     hu_window: tuple[float, float],
     sigma: float,
     max_num_iter: int,
+    backend: str = "skimage",
 ) -> tuple[tuple[slice, slice] | None, NDArray[np.int32] | None, int]:
     """SLIC on the body's bounding box in one slice; labels 1..n, 0 outside."""
     if not mask_slice.any():
@@ -249,6 +252,32 @@ def _slice_superpixels(
         image = ndimage.gaussian_filter(
             image, (sigma / spacing[0], sigma / spacing[1]), mode="nearest"
         )
+    slic_one = _slic_opencv if backend == "opencv" else _slic_skimage
+    labels = slic_one(
+        image,
+        spacing,
+        superpixel_area=superpixel_area,
+        compactness=compactness,
+        max_num_iter=max_num_iter,
+    )
+    # renumber the labels inside the body 1..n in order (SLIC's run 1..N)
+    inside = labels[mask]
+    present = np.bincount(inside) > 0
+    renumber = np.cumsum(present, dtype=np.int32)
+    out = np.zeros(mask.shape, dtype=np.int32)
+    out[mask] = renumber[inside]
+    return box, out, int(renumber[-1])
+
+
+def _slic_skimage(
+    image: NDArray[np.float32],
+    spacing: tuple[float, float],
+    *,
+    superpixel_area: float,
+    compactness: float,
+    max_num_iter: int,
+) -> NDArray[np.intp]:
+    """scikit-image's SLIC of a windowed [0, 1] image; labels from 1."""
     # SLIC places its seeds on a regular grid over the whole (cropped) image,
     # so the number of segments follows the box area: superpixels of the
     # target area, and fewer of them outside the body.
@@ -263,7 +292,7 @@ def _slice_superpixels(
     # in pixels: normalised spacing keeps the result independent of pixel
     # size while honouring anisotropic pixels.
     rel_spacing = np.asarray(spacing, dtype=np.float64) / np.mean(spacing)
-    labels = slic(
+    return slic(
         image,
         n_segments=n_segments,
         compactness=eff_compactness,
@@ -273,13 +302,69 @@ def _slice_superpixels(
         start_label=1,
         channel_axis=None,
     )
-    # renumber the labels inside the body 1..n in order (slic's run 1..N)
-    inside = labels[mask]
-    present = np.bincount(inside) > 0
-    renumber = np.cumsum(present, dtype=np.int32)
-    out = np.zeros(mask.shape, dtype=np.int32)
-    out[mask] = renumber[inside]
-    return box, out, int(renumber[-1])
+
+
+
+def _slic_opencv(
+    image: NDArray[np.float32],
+    spacing: tuple[float, float],
+    *,
+    superpixel_area: float,
+    compactness: float,
+    max_num_iter: int,
+) -> NDArray[np.int32]:
+    """OpenCV's SLIC (``cv2.ximgproc``) of a windowed [0, 1] image; labels from 1.
+
+    OpenCV's distance is ``d_intensity**2 + (ruler / region_size)**2 *
+    d_pixels**2`` on the image as given, the same form as scikit-image's
+    with ``compactness`` on the windowed image (which `_slic_skimage`
+    keeps by undoing scikit-image's own rescaling): so ``ruler =
+    compactness``. The grid step ``region_size`` is a whole number of
+    pixels, the one whose square is nearest to `superpixel_area` (in the
+    log); OpenCV's pixels are square, so anisotropic pixels give
+    superpixels of the target area stretched along the finer axis.
+    """
+    cv2 = _import_cv2()
+    area_px = superpixel_area / (spacing[0] * spacing[1])
+    side = np.sqrt(area_px)
+    lo, hi = max(1, int(np.floor(side))), max(1, int(np.ceil(side)))
+    region_size = lo if abs(np.log(lo * lo / area_px)) <= abs(
+        np.log(hi * hi / area_px)
+    ) else hi
+    # OpenCV seeds round(size / region_size) strips per axis: keep at least one
+    region_size = max(1, min(region_size, 2 * min(image.shape) - 1))
+    engine = cv2.ximgproc.createSuperpixelSLIC(
+        np.ascontiguousarray(image, dtype=np.float32),
+        algorithm=cv2.ximgproc.SLIC,
+        region_size=region_size,
+        ruler=float(compactness),
+    )
+    engine.iterate(max_num_iter)
+    # merge segments under half the grid cell's area, as scikit-image's
+    # enforce_connectivity (min_size_factor=0.5) does
+    engine.enforceLabelConnectivity(50)
+    labels = engine.getLabels()
+    labels += 1
+    return labels
+
+
+_OPENCV_MISSING = (
+    "backend='opencv' needs OpenCV with its contrib modules (cv2.ximgproc): "
+    "pip install pancreas[fast] (that is, opencv-contrib-python-headless; "
+    "uninstall any other OpenCV package first, only one can be installed), or "
+    "use backend='skimage'"
+)
+
+
+def _import_cv2() -> Any:
+    """Import OpenCV, or raise ImportError saying how to install it."""
+    try:
+        import cv2
+    except ImportError as exc:
+        raise ImportError(_OPENCV_MISSING) from exc
+    if not hasattr(cv2, "ximgproc"):
+        raise ImportError(_OPENCV_MISSING)
+    return cv2
 
 
 # --------------------------------------------------------------------------- #
@@ -313,6 +398,11 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         SLIC; 0 for none.
     max_num_iter : int, default=10
         Iterations of SLIC's k-means.
+    backend : {"skimage", "opencv"}, default="skimage"
+        SLIC implementation: scikit-image's ``slic``, or OpenCV's
+        ``cv2.ximgproc.createSuperpixelSLIC``, about twice as fast for the
+        same quality (see Notes). ``"opencv"`` needs ``pip install
+        pancreas[fast]``.
     check_hu : bool, default=True
         Refuse a CT whose values are not Hounsfield units: raw stored values
         (0-4095), 8-bit image stacks (0-255) or images scaled to [0, 1] (the
@@ -358,6 +448,23 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
       ragged superpixels and a lower Optimal Dice.
     * SLIC rescales each input to [0, 1] by its own range; the compactness
       is rescaled in step, so it keeps its meaning on the windowed image.
+    * ``backend="opencv"`` runs OpenCV's SLIC (algorithm ``SLIC``) on the
+      same cropped, windowed slices, with ``ruler = compactness`` (both
+      implementations weigh squared intensity differences against squared
+      pixel distances times ``(compactness / grid step)**2`` on the
+      windowed image), a grid step of a whole number of pixels (the one
+      whose square is nearest to `superpixel_area`; at 0.72 mm pixels the
+      target 40 mm^2 becomes 42 mm^2, at coarse pixels the rounding is
+      larger), square pixels (anisotropic pixels give superpixels of the
+      right area, stretched), and segments under half a grid cell merged
+      into a neighbour, as scikit-image's ``enforce_connectivity`` does.
+      OpenCV runs on one thread per slice worker during ``transform`` (its
+      own thread pool made it slower, even with ``n_jobs=1``), and its
+      setting is restored afterwards. The labels follow the same contract. On 512 x 512
+      phantom slices it took about half the time of scikit-image for an
+      Optimal Dice within 0.01 (``benchmarks/bench_slic.py``); the
+      superpixels differ, so a model trained on one backend's superpixels
+      should be applied with the same backend.
     * ``transform`` returns new records, with ``body_mask`` and
       ``superpixels`` set and every later stage's output cleared; the
       records passed in are not changed.
@@ -409,6 +516,7 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         "body_threshold": [Interval(Real, None, None, closed="neither")],
         "sigma": [Interval(Real, 0, None, closed="left")],
         "max_num_iter": [Interval(Integral, 1, None, closed="left")],
+        "backend": [StrOptions({"skimage", "opencv"})],
         "check_hu": ["boolean"],
         "check_spacing": ["boolean"],
         "n_jobs": N_JOBS,
@@ -424,6 +532,7 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         body_threshold: float = -500.0,
         sigma: float = 0.0,
         max_num_iter: int = 10,
+        backend: str = "skimage",
         check_hu: bool = True,
         check_spacing: bool = True,
         n_jobs: int | None = None,
@@ -435,6 +544,7 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         self.body_threshold = body_threshold
         self.sigma = sigma
         self.max_num_iter = max_num_iter
+        self.backend = backend
         self.check_hu = check_hu
         self.check_spacing = check_spacing
         self.n_jobs = n_jobs
@@ -455,8 +565,18 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         -------
         self : SuperpixelGenerator
             The fitted generator.
+
+        Raises
+        ------
+        ValueError
+            If a parameter is invalid, such as an unknown `backend`.
+        ImportError
+            If ``backend="opencv"`` and OpenCV's contrib modules are not
+            installed (``pip install pancreas[fast]``).
         """
         _check_window(self.hu_window)
+        if self.backend == "opencv":
+            _import_cv2()
         self.n_segments_per_cm2_ = 100.0 / float(self.superpixel_area)
         return self
 
@@ -555,18 +675,20 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
             "hu_window": tuple(float(v) for v in self.hu_window),
             "sigma": float(self.sigma),
             "max_num_iter": int(self.max_num_iter),
+            "backend": self.backend,
         }
 
         def one_slice(k: int) -> tuple[Any, Any, int]:
             return _slice_superpixels(hu[:, :, k], mask[:, :, k], spacing, **options)
 
-        results = parallel_map(
-            one_slice,
-            range(hu.shape[2]),
-            n_jobs=self.n_jobs,
-            verbose=self.verbose,
-            desc=f"superpixels {rec.case_id}",
-        )
+        with _one_opencv_thread(self.backend):
+            results = parallel_map(
+                one_slice,
+                range(hu.shape[2]),
+                n_jobs=self.n_jobs,
+                verbose=self.verbose,
+                desc=f"superpixels {rec.case_id}",
+            )
         superpixels = np.zeros(hu.shape, dtype=np.int32)
         offset = 0
         for k, (box, labels, n) in enumerate(results):
@@ -585,6 +707,21 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
             convnet_proba=None,
             extras=dict(rec.extras),
         )
+
+
+@contextlib.contextmanager
+def _one_opencv_thread(backend: str) -> Iterator[None]:
+    """Run OpenCV on one thread per slice worker; restore its setting after."""
+    if backend != "opencv":
+        yield
+        return
+    cv2 = _import_cv2()
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 def _check_window(hu_window: Any) -> None:
