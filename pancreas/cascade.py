@@ -34,7 +34,7 @@ from pancreas._checks import check_any_pancreas
 from pancreas._parallel import parallel_map
 from pancreas._validation import N_JOBS, Interval, _fit_context
 from pancreas.base import VolumeEstimatorMixin
-from pancreas.exceptions import InvalidVolumeError
+from pancreas.exceptions import InvalidVolumeError, ModelVersionError
 from pancreas.record import CaseRecord, as_records, check_labels
 from pancreas.superpixels import _check_window, superpixel_label_fractions, window_hu
 
@@ -48,7 +48,7 @@ _LOG_SIGMAS_MM = (2.0, 4.0)
 _CONTEXT_SIGMAS_MM = (5.0, 15.0)
 #: Version of the features' definitions: part of the key under which a
 #: streamed fit keeps a case's features, so a new definition is recomputed.
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
 
 # Location, from anatomy and in mm only: nothing that moves when the scan
 # covers more or less of the patient (no offset from the body's centroid or
@@ -57,6 +57,8 @@ _LOCATION_NAMES = (
     "depth_mm",
     "dx_spine_mm",
     "dy_spine_mm",
+    "anterior_mm",
+    "ap_rel",
 )
 # HU above which a voxel counts as bone, for the spine landmark.
 _BONE_HU = 300.0
@@ -222,6 +224,8 @@ class _Slice:
     mask: NDArray[np.bool_]
     depth: NDArray[np.float32]
     spine: tuple[float, float]
+    front: NDArray[np.float64]  # per row: the body's most anterior column
+    ap_span: float  # columns from the spine to the anterior wall above it
 
 
 def _make_slice(
@@ -239,7 +243,15 @@ def _make_slice(
     )
     depth = body_depth(mask[:, :, k], geom.spacing[:2])[geom.box[0], geom.box[1]]
     spine = (float(geom.spine[k, 0]), float(geom.spine[k, 1]))
-    return _Slice(image, m, depth, spine)
+    # the anterior abdominal wall straight ahead of each row (canonical axis 1
+    # points anterior): a landmark of the patient, not of the field of view
+    cols = np.arange(m.shape[1])
+    front = np.where(m.any(axis=1), np.max(np.where(m, cols, -1), axis=1), np.nan)
+    row = int(np.clip(round(spine[0]), 0, m.shape[0] - 1))
+    span = front[row] - spine[1] if np.isfinite(front[row]) else np.nan
+    if not np.isfinite(span) or span < 1:
+        span = float(np.nanmax(front) - spine[1]) if np.isfinite(front).any() else 1.0
+    return _Slice(image, m, depth, spine, front.astype(np.float64), max(span, 1.0))
 
 
 def body_depth(
@@ -287,6 +299,8 @@ def _location(
         depth,
         (rows - sl.spine[0]) * spacing[0],
         (cols - sl.spine[1]) * spacing[1],
+        (sl.front[rows] - cols) * spacing[1],
+        (cols - sl.spine[1]) / sl.ap_span,
     ]
 
 
@@ -634,6 +648,9 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
     n_folds_ : int
         Folds actually used for the out-of-fold level-1 map (0 when there
         was a single training case and level 2 saw in-sample probabilities).
+    features_version_ : int
+        Version of the features' definitions the forests were trained on
+        (:data:`FEATURES_VERSION`); a model of another version is refused.
 
     See Also
     --------
@@ -874,6 +891,7 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         self.n_patches_ = int(n_patches)
         self.n_superpixels_fit_ = int(X2.shape[0])
         self.n_folds_ = n_folds if fold_models else 0
+        self.features_version_ = FEATURES_VERSION
         return self
 
     # ------------------------------------------------------------ transform
@@ -1070,6 +1088,14 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         self, cf: _CaseFeatures, sp_all: NDArray[Any], case_id: str
     ) -> NDArray[np.float32]:
         """p_RF of every superpixel from a case's features (see ``_sp_proba``)."""
+        version = getattr(self, "features_version_", 1)
+        if version != FEATURES_VERSION:
+            raise ModelVersionError(
+                f"this RFCascade was trained on version {version} of the "
+                f"cascade's features, and this pancreas computes version "
+                f"{FEATURES_VERSION} (see the cascade's user guide): retrain "
+                "the model with this version, or use the version it was made with"
+            )
         sp_labels, feats = self._level2_features(cf, sp_all, self.level1_, case_id)
         proba = np.zeros(int(sp_all.max(initial=0)) + 1, dtype=np.float32)
         proba[sp_labels] = _positive_proba(self.level2_, feats)

@@ -580,6 +580,11 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         self.n_segments_per_cm2_ = 100.0 / float(self.superpixel_area)
         return self
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # models saved before `backend` existed ran scikit-image's SLIC
+        state = {"backend": "skimage", **state}
+        super().__setstate__(state)
+
     def transform(self, X: Any) -> list[CaseRecord]:
         """Compute the body mask and the superpixels of each case.
 

@@ -197,3 +197,16 @@ def test_labels_must_match_cases(cohort):
 def test_candidate_helpers_need_candidates(cohort):
     with pytest.raises(InvalidVolumeError, match="RFCascade"):
         candidate_mask(cohort[0][0])
+
+
+def test_model_of_another_features_version_is_refused(fitted, cohort):
+    import copy
+
+    from pancreas.cascade import FEATURES_VERSION
+    from pancreas.exceptions import ModelVersionError
+
+    old = copy.deepcopy(fitted)
+    old.features_version_ = FEATURES_VERSION - 1
+    with pytest.raises(ModelVersionError, match="version"):
+        old.transform(cohort[0][:1])
+    assert fitted.features_version_ == FEATURES_VERSION

@@ -330,3 +330,13 @@ def test_optimal_dice_is_one_for_union_of_superpixels(records, ct):
     np.testing.assert_allclose(est.optimal_dice(records, [label]), [1.0])
     # from raw volumes, superpixelised on the fly: the same
     np.testing.assert_allclose(est.optimal_dice([ct[0]], [label]), [1.0])
+
+
+def test_generator_saved_before_the_backend_parameter_still_runs():
+    gen = SuperpixelGenerator().fit()
+    state = gen.__getstate__()
+    del state["backend"]  # as pickled or skops-saved by an earlier version
+    old = SuperpixelGenerator.__new__(SuperpixelGenerator)
+    old.__setstate__(state)
+    assert old.backend == "skimage"
+    assert old.get_params()["backend"] == "skimage"
