@@ -108,12 +108,13 @@ class _CaseStore:
         self.superpixels = superpixels
         self.cascade = cascade
         self.sp_key = "sp-" + _params_key(superpixels)
-        self.cf_key = "cf-" + _params_key(
-            cascade,
-            only=("grid_spacing", "hu_window"),
-            grid_spacing=float(cascade.grid_spacing),
-            hu_window=[float(v) for v in cascade.hu_window],
-            version=FEATURES_VERSION,
+        # the features depend on these alone, not on the forests' parameters
+        self.cf_key = "cf-" + hash_params(
+            {
+                "grid_spacing": float(cascade.grid_spacing),
+                "hu_window": [float(v) for v in cascade.hu_window],
+                "version": FEATURES_VERSION,
+            }
         )
 
     # -- names -------------------------------------------------------------

@@ -113,6 +113,10 @@ def test_changed_parameters_recompute_only_what_they_change(cohort, tmp_path):
     assert counts["cases reused"] == 2
     assert counts["forests reused"] == 1
     assert "ConvNet epochs reused" not in counts  # another network
+    pipe = _pipeline().set_params(work_dir=work, cascade__n_estimators=12)
+    counts = pipe.fit(images[:2], labels[:2]).streamed_counts_
+    assert counts["cases reused"] == 2  # the features do not depend on it
+    assert counts["forests computed"] == 1
     pipe = _pipeline().set_params(work_dir=work, superpixels__compactness=0.3)
     counts = pipe.fit(images[:2], labels[:2]).streamed_counts_
     assert counts["superpixels computed"] == 2
