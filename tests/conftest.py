@@ -55,3 +55,23 @@ def tiny_fitted(tiny_cohort):
     pipe = make_roth2015_pipeline(preset="tiny", random_state=0)
     pipe.fit(images[:3], labels[:3], X_val=images[3:4], y_val=labels[3:4])
     return pipe
+
+
+@pytest.fixture(scope="session")
+def make_local_cluster():
+    """Makes a dask.distributed LocalCluster on loopback (use it in a ``with``)."""
+    return _local_cluster
+
+
+def _local_cluster():
+    """A LocalCluster on loopback: 2 worker processes, 1 thread each."""
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        worker_dashboard_address=None,
+    )

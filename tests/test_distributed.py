@@ -43,17 +43,8 @@ def _read(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        worker_dashboard_address=None,
-    ) as cluster:
+def cluster(make_local_cluster):
+    with make_local_cluster() as cluster:
         yield cluster
 
 
