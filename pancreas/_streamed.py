@@ -18,6 +18,7 @@ last completed epoch, and recomputes whatever changed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -42,7 +43,7 @@ from pancreas._store import (
     smallest_label_dtype,
 )
 from pancreas.cascade import FEATURES_VERSION
-from pancreas.io import Volume
+from pancreas.io import Volume, _file_stamp
 from pancreas.record import CaseRecord, record_at
 
 __all__ = ["can_stream", "streamed_fit"]
@@ -88,16 +89,11 @@ def _input_path(X: Any, index: int) -> Any:
 
 
 def _file_identity(item: Any) -> str | None:
-    """Path, size and modification time of a file or DICOM folder input."""
+    """Path, size, modification time and inode of a file or DICOM folder input."""
     if not isinstance(item, str | os.PathLike):
         return None
     path = Path(item)
-    try:
-        files = sorted(path.rglob("*")) if path.is_dir() else [path]
-        stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    except OSError:
-        return None
-    return hash_params({"path": str(path.resolve()), "files": stats})
+    return hash_params({"path": str(path.resolve()), "stamp": _file_stamp(path)})
 
 
 class _CaseStore:
@@ -198,7 +194,13 @@ class _CaseStore:
             np.save(tmp / "body_mask.npy", np.asarray(done.body_mask, dtype=bool))
 
         def write_features(tmp: Path) -> None:
-            full = self.record(key)
+            # the CT in memory equals the one on disk (int16 only where exact)
+            sp_dir = self.folder.path(self.sp_dir(key))
+            full = dataclasses.replace(
+                rec,
+                superpixels=self.superpixel_array(key),
+                body_mask=np.load(sp_dir / "body_mask.npy"),
+            )
             _save_features(tmp, self.cascade._case_features(full))
 
         # the case entry holds the case id of the first run that wrote it
@@ -363,9 +365,10 @@ class _FittedCases:
             candidates = np.flatnonzero(proba > cascade.threshold).astype(np.int32)
             np.save(tmp / "sp_proba.npy", proba)
             np.save(tmp / "candidates.npy", candidates)
-            rec = self.store.record(key, name)
-            rec.candidates = candidates
-            boxes, target = self.convnet._training_rows(rec, self.store.label(key))
+            spacing = tuple(self.store.meta(key)["spacing"])
+            boxes, target = self.convnet._training_rows(
+                sp, candidates, spacing, name, self.store.label(key)
+            )
             np.save(tmp / "boxes.npy", boxes)
             np.save(tmp / "target.npy", target)
 
@@ -396,7 +399,7 @@ def _prepare_one(
 def _prepare(
     X: Any, y: Any, store: _CaseStore, verbose: int, desc: str, counter: dict
 ) -> tuple[list[str], list[str]]:
-    n = _check_cases(X, y)
+    n = _check_cases(X)
     results = parallel_map(
         _prepare_one, range(n), verbose=verbose, desc=desc, args=(X, y, store)
     )
@@ -406,18 +409,16 @@ def _prepare(
     return [r[0] for r in results], [r[1] for r in results]
 
 
-def _check_cases(X: Any, y: Any) -> int:
-    """Number of cases; refuses what :func:`~pancreas.record.as_records` refuses."""
+def _check_cases(X: Any) -> int:
+    """Number of cases; refuses what :func:`~pancreas.record.as_records` refuses.
+
+    The labels were checked against the cases (present, same number) by
+    :func:`pancreas._checks.check_fit_inputs` before any stage ran.
+    """
     from pancreas.exceptions import InvalidVolumeError
     from pancreas.record import check_sequence
 
     check_sequence(X)
-    if y is None:
-        raise InvalidVolumeError("y is required: one label volume per case")
-    if len(y) != len(X):
-        raise InvalidVolumeError(
-            f"X has {len(X)} cases but y has {len(y)} label volumes"
-        )
     if len(X) == 0:
         raise InvalidVolumeError("X is empty: pass at least one training case")
     return len(X)

@@ -705,7 +705,13 @@ class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         if y is None or len(y) != len(records):
             check_labels(records, y)  # raises with the message
         rows = [
-            self._training_rows(rec, check_labels([rec], [y[i]])[0])
+            self._training_rows(
+                rec.superpixels,
+                rec.candidates,
+                rec.spacing,
+                rec.case_id,
+                check_labels([rec], [y[i]])[0],
+            )
             for i, rec in enumerate(records)
         ]
         return self._fit_table(
@@ -717,17 +723,22 @@ class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         )
 
     def _training_rows(
-        self, rec: CaseRecord, label: NDArray[np.bool_]
+        self,
+        superpixels: NDArray[Any],
+        candidates: NDArray[Any],
+        spacing: tuple[float, ...],
+        case_id: str,
+        label: NDArray[np.bool_],
     ) -> tuple[NDArray[np.float64], NDArray[np.int32]]:
-        """Boxes and majority-pancreas targets of a case's candidates."""
+        """Boxes and majority-pancreas targets of a case's candidates.
+
+        Needs no CT: a streamed fit builds these tables without reading it.
+        """
         boxes = superpixel_boxes(
-            rec.superpixels,
-            rec.candidates,
-            rec.spacing,
-            min_box_mm=self.min_box_mm,
-            name=rec.case_id,
+            superpixels, candidates, spacing, min_box_mm=self.min_box_mm, name=case_id
         )
-        return boxes, _majority_pancreas(rec, label).astype(np.int32)
+        target = _majority_pancreas(superpixels, candidates, label)
+        return boxes, target.astype(np.int32)
 
     def _fit_table(
         self,
@@ -1022,13 +1033,14 @@ def _checked_records(X: Any) -> list[CaseRecord]:
     return records
 
 
-def _majority_pancreas(rec: CaseRecord, label: NDArray[np.bool_]) -> NDArray[np.bool_]:
+def _majority_pancreas(
+    sp: NDArray[Any], candidates: NDArray[Any], label: NDArray[np.bool_]
+) -> NDArray[np.bool_]:
     """Candidates whose voxels are at least half pancreas in ``label``."""
-    sp = rec.superpixels
-    n = int(max(sp.max(initial=0), np.max(rec.candidates, initial=0))) + 1
+    n = int(max(sp.max(initial=0), np.max(candidates, initial=0))) + 1
     total = np.bincount(sp.ravel(), minlength=n)
     inside = np.bincount(sp[label], minlength=n)
-    cand = np.asarray(rec.candidates, dtype=np.intp)
+    cand = np.asarray(candidates, dtype=np.intp)
     return inside[cand] * 2 >= np.maximum(total[cand], 1)
 
 
