@@ -14,6 +14,9 @@ Usage::
 
     python benchmarks/reproduce_table.py                 # CPU, ~minutes
     python benchmarks/reproduce_table.py --preset paper --full-size
+    # the same cohort and seed with a stage's parameters changed (JSON values)
+    python benchmarks/reproduce_table.py --shape 512 512 60 \
+        --set cascade__map_spacing=null superpixels__max_num_iter=10
 """
 
 from __future__ import annotations
@@ -58,6 +61,14 @@ def main() -> None:
         "habitus, noise, kernel...; see make_phantom_cohort)",
     )
     parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="PARAM=JSON",
+        help="pipeline parameters to change, e.g. cascade__map_spacing=null",
+    )
+    parser.add_argument("--tag", default="", help="suffix of the output files")
     parser.add_argument("--real-ct", type=Path, default=REAL_CT)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
@@ -79,12 +90,13 @@ def main() -> None:
     pipe = make_roth2015_pipeline(
         preset=args.preset, random_state=args.seed, n_jobs=args.n_jobs, verbose=1
     )
+    pipe.set_params(**_parse_set(args.set))
     pipe.fit(images[tr], labels[tr], X_val=images[va], y_val=labels[va])
     t2 = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     save_pipeline(
         pipe,
-        args.out / f"model_{args.preset}",
+        args.out / f"model_{args.preset}{'_' + args.tag if args.tag else ''}",
         training={
             "dataset": f"phantoms (seed {args.seed})",
             **cohort_summary(images[tr]),
@@ -164,7 +176,8 @@ def main() -> None:
         f"on {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()})"
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    report.to_csv(args.out / f"stage_table_{args.preset}.csv")
+    name = args.preset + (f"_{args.tag}" if args.tag else "")
+    report.to_csv(args.out / f"stage_table_{name}.csv")
     result = {
         "args": {k: str(v) for k, v in vars(args).items()},
         "summary": summ,
@@ -174,9 +187,23 @@ def main() -> None:
         "real_ct": real,
         "timing": timing,
     }
-    path = args.out / f"reproduce_table_{args.preset}.json"
+    path = args.out / f"reproduce_table_{name}.json"
     path.write_text(json.dumps(result, indent=2, default=float) + "\n")
     print(f"wrote {path}")
+
+
+def _parse_set(items: list[str]) -> dict:
+    """``["a__b=1", "c=null"]`` -> ``{"a__b": 1, "c": None}`` (values are JSON)."""
+    params = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set: expected PARAM=JSON, got {item!r}")
+        try:
+            params[name] = json.loads(value)
+        except json.JSONDecodeError:
+            params[name] = value  # a bare string, e.g. backend=opencv
+    return params
 
 
 if __name__ == "__main__":

@@ -105,13 +105,14 @@ class _CaseStore:
         self.cascade = cascade
         self.sp_key = "sp-" + _params_key(superpixels)
         # the features depend on these alone, not on the forests' parameters
-        self.cf_key = "cf-" + hash_params(
-            {
-                "grid_spacing": float(cascade.grid_spacing),
-                "hu_window": [float(v) for v in cascade.hu_window],
-                "version": FEATURES_VERSION,
-            }
-        )
+        features = {
+            "grid_spacing": float(cascade.grid_spacing),
+            "hu_window": [float(v) for v in cascade.hu_window],
+            "version": FEATURES_VERSION,
+        }
+        if cascade.map_spacing is not None:  # None: the keys made before it
+            features["map_spacing"] = float(cascade.map_spacing)
+        self.cf_key = "cf-" + hash_params(features)
 
     # -- names -------------------------------------------------------------
     def case_dir(self, key: str) -> str:

@@ -107,6 +107,7 @@ class _Geometry:
     coarse_shape: tuple[int, int, int]  # grid points along axes 0, 1, 2
     spacing: tuple[float, float, float]
     spine: NDArray[np.float64]  # (n_slices, 2) spine landmark, box coordinates
+    factor: tuple[int, int] = (1, 1)  # pixels per block of the block maps
 
 
 def _spine_landmarks(
@@ -155,6 +156,7 @@ def _geometry(
     spacing: Any,
     grid_spacing: float,
     origin: Any = (0.0, 0.0),
+    map_spacing: float | None = None,
 ) -> _Geometry:
     """The body's box and the level-1 grid of a case.
 
@@ -187,7 +189,8 @@ def _geometry(
     width = box[1].stop - box[1].start
     coarse = (-(-height // steps[0]), -(-width // steps[1]), mask.shape[2])
     spine = _spine_landmarks(hu, mask, box)
-    return _Geometry(box, z_range, steps, coarse, (sx, sy, sz), spine)
+    factor = _block_factor((sx, sy), map_spacing)
+    return _Geometry(box, z_range, steps, coarse, (sx, sy, sz), spine, factor)
 
 
 def _odd(n: float) -> int:
@@ -195,25 +198,134 @@ def _odd(n: float) -> int:
     return n if n % 2 else n + 1
 
 
-def _feature_maps(image: NDArray[np.float32], spacing: tuple[float, float]) -> list:
-    """Intensity and texture maps of one windowed slice, scales in mm."""
-    sx, sy = spacing
-    maps = [image]
+#: Scales computed on the scan's own pixels whatever ``map_spacing``: the
+#: 5 mm patch statistics and the 1 mm gradient (with the intensity itself).
+#: The larger scales are smooth at a block of pixels and are computed on
+#: blocks (see ``RFCascade(map_spacing=...)``).
+_FINE_PATCH_SIZES_MM = (5.0,)
+_FINE_SIGMAS_MM = (1.0,)
+
+
+def _block_factor(
+    spacing: tuple[float, float], map_spacing: float | None
+) -> tuple[int, int]:
+    """Pixels per block along each in-plane axis for a `map_spacing` grid."""
+    if map_spacing is None:
+        return (1, 1)
+    fi, fj = (max(1, round(float(map_spacing) / float(s))) for s in spacing)
+    return (fi, fj)
+
+
+def _block_mean(image: NDArray[Any], factor: tuple[int, int]) -> NDArray[np.float32]:
+    """Mean of `image` over blocks of ``factor`` pixels.
+
+    Block ``(a, b)`` covers pixels ``a * fi .. a * fi + fi - 1`` along axis 0
+    and likewise along axis 1; the last blocks repeat the edge pixels.
+    """
+    fi, fj = factor
+    h, w = image.shape
+    hb, wb = -(-h // fi), -(-w // fj)
+    padded = np.pad(
+        np.asarray(image, dtype=np.float32),
+        ((0, hb * fi - h), (0, wb * fj - w)),
+        mode="edge",
+    )
+    total = np.zeros((hb, wb), dtype=np.float32)
+    for di in range(fi):  # strided sums: faster than a mean over a 4-D view
+        for dj in range(fj):
+            total += padded[di::fi, dj::fj]
+    return total * np.float32(1.0 / (fi * fj))
+
+
+@dataclass
+class _SliceMaps:
+    """A slice's intensity and texture maps, the larger scales on blocks.
+
+    ``maps[i]`` lies on the slice's pixels when ``on_blocks[i]`` is False,
+    else on blocks of ``factor`` pixels (:func:`_block_mean`). The order is
+    that of :func:`_map_names`.
+    """
+
+    maps: list[NDArray[np.float32]]
+    on_blocks: list[bool]
+    factor: tuple[int, int]
+
+    def at(self, rows: NDArray[Any], cols: NDArray[Any]) -> list[NDArray[np.float32]]:
+        """Every map at pixels ``(rows, cols)``: a block map gives its block's value."""
+        fi, fj = self.factor
+        return [
+            m[rows // fi, cols // fj] if coarse else m[rows, cols]
+            for m, coarse in zip(self.maps, self.on_blocks, strict=True)
+        ]
+
+    def superpixel_means(self, index: _SuperpixelIndex) -> list[NDArray[np.float64]]:
+        """Every map's mean over each superpixel of `index`."""
+        means = []
+        blocks = None
+        for m, coarse in zip(self.maps, self.on_blocks, strict=True):
+            if coarse:
+                if blocks is None:
+                    blocks = _block_of_pixels(index, self.factor, m.shape[1])
+                means.append(index.mean(m.ravel().take(blocks)))
+            else:
+                means.append(index.mean(index.values(m)))
+        return means
+
+
+def _block_of_pixels(
+    index: _SuperpixelIndex, factor: tuple[int, int], n_block_cols: int
+) -> NDArray[np.intp]:
+    """Flat position, in a block map, of the block holding each pixel of `index`."""
+    rows, cols = np.divmod(index.flat, index.shape[1])
+    return (rows // factor[0]) * n_block_cols + cols // factor[1]
+
+
+def _feature_maps(
+    image: NDArray[np.float32],
+    spacing: tuple[float, float],
+    factor: tuple[int, int] = (1, 1),
+) -> _SliceMaps:
+    """Intensity and texture maps of one windowed slice, scales in mm.
+
+    With ``factor`` other than ``(1, 1)`` the scales not in
+    ``_FINE_PATCH_SIZES_MM`` and ``_FINE_SIGMAS_MM`` are computed on blocks
+    of ``factor`` pixels: the block means of the intensity and of its square
+    (so a patch's standard deviation is still that of its pixels), at a
+    quarter of the pixels or fewer.
+    """
     squared = image * image
+    on_blocks = factor != (1, 1)
+    grids = {False: (image, squared, spacing)}
+    if on_blocks:
+        grids[True] = (
+            _block_mean(image, factor),
+            _block_mean(squared, factor),
+            (spacing[0] * factor[0], spacing[1] * factor[1]),
+        )
+    maps, blocks = [image], [False]
     for size in _PATCH_SIZES_MM:
+        coarse = on_blocks and size not in _FINE_PATCH_SIZES_MM
+        img, sq, (sx, sy) = grids[coarse]
         window = (_odd(size / sx), _odd(size / sy))
-        mean = ndimage.uniform_filter(image, window, mode="nearest")
-        mean_sq = ndimage.uniform_filter(squared, window, mode="nearest")
+        mean = ndimage.uniform_filter(img, window, mode="nearest")
+        mean_sq = ndimage.uniform_filter(sq, window, mode="nearest")
         maps += [mean, np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))]
+        blocks += [coarse, coarse]
     for s in _GRADIENT_SIGMAS_MM:
+        coarse = on_blocks and s not in _FINE_SIGMAS_MM
+        img, _, (sx, sy) = grids[coarse]
         sig = (s / sx, s / sy)
-        grad = ndimage.gaussian_gradient_magnitude(image, sig, mode="nearest")
+        grad = ndimage.gaussian_gradient_magnitude(img, sig, mode="nearest")
         maps.append(grad * np.float32(np.mean(sig)))  # scale-normalised
+        blocks.append(coarse)
     for s in _LOG_SIGMAS_MM:
+        coarse = on_blocks and s not in _FINE_SIGMAS_MM
+        img, _, (sx, sy) = grids[coarse]
         sig = (s / sx, s / sy)
-        log = ndimage.gaussian_laplace(image, sig, mode="nearest")
+        log = ndimage.gaussian_laplace(img, sig, mode="nearest")
         maps.append(-log * np.float32(sig[0] * sig[1]))  # bright blobs > 0
-    return maps
+        blocks.append(coarse)
+    return _SliceMaps(maps, blocks, factor)
 
 
 @dataclass
@@ -222,7 +334,7 @@ class _Slice:
 
     image: NDArray[np.float32]
     mask: NDArray[np.bool_]
-    depth: NDArray[np.float32]
+    depth: _SliceMaps  # depth below the body surface in mm (one map)
     spine: tuple[float, float]
     front: NDArray[np.float64]  # per row: the body's most anterior column
     ap_span: float  # columns from the spine to the anterior wall above it
@@ -241,7 +353,7 @@ def _make_slice(
     image = window_hu(
         np.asarray(rec.volume.array)[geom.box[0], geom.box[1], k], hu_window
     )
-    depth = body_depth(mask[:, :, k], geom.spacing[:2])[geom.box[0], geom.box[1]]
+    depth = _box_depth(mask[:, :, k], geom.box, geom.spacing[:2], geom.factor)
     spine = (float(geom.spine[k, 0]), float(geom.spine[k, 1]))
     # the anterior abdominal wall straight ahead of each row (canonical axis 1
     # points anterior): a landmark of the patient, not of the field of view
@@ -252,6 +364,37 @@ def _make_slice(
     if not np.isfinite(span) or span < 1:
         span = float(np.nanmax(front) - spine[1]) if np.isfinite(front).any() else 1.0
     return _Slice(image, m, depth, spine, front.astype(np.float64), max(span, 1.0))
+
+
+def _box_depth(
+    body: NDArray[np.bool_],
+    box: tuple[slice, slice],
+    spacing: tuple[float, float],
+    factor: tuple[int, int],
+) -> _SliceMaps:
+    """:func:`body_depth` of one slice inside the case's body box.
+
+    The box holds the body of every slice, so one pixel of margin around it
+    (where the image goes on) is background: the depth inside the box equals
+    that of the whole slice, at the cost of the box alone. With ``factor``
+    other than ``(1, 1)`` it is computed on blocks of pixels (a block is
+    body when at least half of it is).
+    """
+    rows = range(*box[0].indices(body.shape[0]))
+    cols = range(*box[1].indices(body.shape[1]))
+    inside = np.asarray(body[box[0], box[1]], dtype=bool)
+    coarse = factor != (1, 1)
+    if coarse:
+        inside = _block_mean(inside, factor) >= 0.5
+        spacing = (spacing[0] * factor[0], spacing[1] * factor[1])
+    # background margin where the box stops short of the image's edge
+    pad = (
+        (int(rows.start > 0), int(rows.stop < body.shape[0])),
+        (int(cols.start > 0), int(cols.stop < body.shape[1])),
+    )
+    depth = body_depth(np.pad(inside, pad), spacing)
+    depth = depth[pad[0][0] : depth.shape[0] - pad[0][1], pad[1][0] : depth.shape[1] - pad[1][1]]
+    return _SliceMaps([depth], [coarse], factor)
 
 
 def body_depth(
@@ -305,7 +448,7 @@ def _location(
 
 
 def _level1_slice(
-    sl: _Slice, geom: _Geometry, maps: list[NDArray[np.float32]]
+    sl: _Slice, geom: _Geometry, maps: _SliceMaps
 ) -> tuple[NDArray[Any], NDArray[Any], NDArray[np.float32]]:
     """Level-1 features at the grid points inside the body of one slice.
 
@@ -315,8 +458,8 @@ def _level1_slice(
     grid = np.zeros_like(sl.mask)
     grid[::si, ::sj] = True
     rows, cols = np.nonzero(grid & sl.mask)
-    feats = [m[rows, cols] for m in maps]
-    feats += _location(sl, rows, cols, sl.depth[rows, cols], geom.spacing)
+    feats = maps.at(rows, cols)
+    feats += _location(sl, rows, cols, sl.depth.at(rows, cols)[0], geom.spacing)
     return rows // si, cols // sj, np.stack(feats, axis=1).astype(np.float32)
 
 
@@ -408,10 +551,10 @@ def _level2_image_slice(
     sl: _Slice,
     geom: _Geometry,
     index: _SuperpixelIndex,
-    maps: list[NDArray[np.float32]],
+    maps: _SliceMaps,
 ) -> NDArray[np.float32]:
     """Level-2 features of one slice's superpixels that need no level-1 map."""
-    feats = [index.mean(index.values(m)) for m in maps]
+    feats = maps.superpixel_means(index)
     intensity = index.values(sl.image).astype(np.float64)
     var = index.mean(intensity * intensity) - feats[0] ** 2
     feats += [
@@ -419,7 +562,7 @@ def _level2_image_slice(
         index.reduce(intensity, np.minimum),
         index.reduce(intensity, np.maximum),
         index.counts * geom.spacing[0] * geom.spacing[1],
-        index.mean(index.values(sl.depth)),
+        sl.depth.superpixel_means(index)[0],
     ]
     return np.stack(feats, axis=1).astype(np.float32)
 
@@ -584,12 +727,11 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
     body (every `grid_spacing` mm in-plane, every slice) from local
     intensity statistics (mean and standard deviation) over square patches
     of 5, 11, 21 and 41 mm, texture (gradient magnitude at 1 and 3 mm,
-    Laplacian of Gaussian at 2 and 4 mm) and location: the offset from the
-    body's centroid in the slice (in mm and relative to the body's extent),
-    the offset in mm from the spine (the bone in the posterior midline,
-    tracked along z), the depth below the body surface in mm and the
-    relative height within the body. Its probabilities form a response
-    map. Level 2 classifies each superpixel from the means of
+    Laplacian of Gaussian at 2 and 4 mm) and anatomical location in mm:
+    the depth below the body surface, the offset from the spine (the bone
+    in the posterior midline, tracked along z), the distance to the
+    anterior abdominal wall and the position between spine and wall. Its
+    probabilities form a response map. Level 2 classifies each superpixel from the means of
     the same intensity and texture maps over it, its intensity spread, area
     in mm^2 and depth below the body surface, and from the response map
     inside it (mean, max, min, fraction > 0.5) and around it (3D Gaussian
@@ -609,6 +751,15 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         to half of this) and random negatives.
     grid_spacing : float, default=3.0
         In-plane distance in mm between level-1 patch centres.
+    map_spacing : float or None, default=1.5
+        In-plane size in mm of the blocks of pixels on which the texture
+        maps of scale 2 mm and more (patch statistics over 11-41 mm,
+        gradient at 3 mm, Laplacian of Gaussian) and the depth below the skin
+        are computed: a scan of 0.7 mm pixels computes them on 2 x 2 blocks,
+        a quarter of the pixels. Each axis uses ``round(map_spacing /
+        pixel size)`` pixels per block, at least 1. None computes every map
+        on the scan's own pixels (the models made before this parameter
+        existed load with None, so their features do not change).
     threshold : float, default=0.5
         A superpixel is a candidate when its level-2 probability exceeds it.
     positive_fraction : float, default=0.1
@@ -735,6 +886,7 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         "min_samples_leaf": [Interval(Integral, 1, None, closed="left")],
         "max_patches_per_case": [Interval(Integral, 2, None, closed="left")],
         "grid_spacing": [Interval(Real, 0, None, closed="neither")],
+        "map_spacing": [Interval(Real, 0, None, closed="neither"), None],
         "threshold": [Interval(Real, 0, 1, closed="both")],
         "positive_fraction": [Interval(Real, 0, 1, closed="right")],
         "cv": [Interval(Integral, 2, None, closed="left")],
@@ -752,6 +904,7 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         min_samples_leaf: int = 50,
         max_patches_per_case: int = 20000,
         grid_spacing: float = 3.0,
+        map_spacing: float | None = 1.5,
         threshold: float = 0.5,
         positive_fraction: float = 0.1,
         cv: int = 3,
@@ -765,6 +918,7 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         self.min_samples_leaf = min_samples_leaf
         self.max_patches_per_case = max_patches_per_case
         self.grid_spacing = grid_spacing
+        self.map_spacing = map_spacing
         self.threshold = threshold
         self.positive_fraction = positive_fraction
         self.cv = cv
@@ -772,6 +926,12 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # models saved before `map_spacing` existed computed every map on
+        # the scan's own pixels
+        state = {"map_spacing": None, **state}
+        super().__setstate__(state)
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -993,11 +1153,18 @@ class RFCascade(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         mask = self._body(rec)
         hu = np.asarray(rec.volume.array)
         origin = np.asarray(rec.volume.affine)[:2, 3]
-        geom = _geometry(mask, hu, rec.spacing, float(self.grid_spacing), origin)
+        geom = _geometry(
+            mask,
+            hu,
+            rec.spacing,
+            float(self.grid_spacing),
+            origin,
+            self.map_spacing,
+        )
         sp_all = np.asarray(rec.superpixels)
 
         def work(z: int, sl: _Slice) -> tuple[tuple, tuple | None]:
-            maps = _feature_maps(sl.image, geom.spacing[:2])
+            maps = _feature_maps(sl.image, geom.spacing[:2], geom.factor)
             level1 = _level1_slice(sl, geom, maps)
             if not level2:
                 return level1, None

@@ -459,7 +459,11 @@ def _segment_case(
         volume = load_volume(path)
         with local_threads():  # the slices of this case stay on this worker
             records = pipeline.records([Volume(volume.array, volume.affine, case)])
-            mask, proba = pipeline.steps[-1][1].predict_with_proba(records)[0]
+            refiner = pipeline.steps[-1][1]
+            if outputs.proba is not None:
+                mask, proba = refiner.predict_with_proba(records)[0]
+            else:  # no volume-sized float map unless it is written
+                mask, proba = refiner.predict(records)[0], None
         stats = organ_statistics(mask, volume.array, volume.spacing)
         stats.update(
             case=case,

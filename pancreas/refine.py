@@ -76,6 +76,11 @@ def paint_probability(record: CaseRecord, n_scales: int | None = None) -> NDArra
     array([[0.  , 0.  ],
            [0.75, 0.  ]], dtype=float32)
     """
+    return _probability_lut(record, n_scales)[record.superpixels]
+
+
+def _probability_lut(record: CaseRecord, n_scales: int | None) -> NDArray[np.float32]:
+    """P(x) of each superpixel label (0 for non-candidates), checked."""
     if record.superpixels is None or record.candidates is None:
         raise InvalidVolumeError(
             f"{record.case_id}: no superpixels or candidates; run "
@@ -94,7 +99,61 @@ def paint_probability(record: CaseRecord, n_scales: int | None = None) -> NDArra
     k = proba.shape[1] if n_scales is None else min(int(n_scales), proba.shape[1])
     lut = np.zeros(record.n_superpixels + 1, dtype=np.float32)
     lut[record.candidates] = proba[:, :k].mean(axis=1)
-    return lut[record.superpixels]
+    return lut
+
+
+def _reach(sigmas: NDArray[np.float64], truncate: float) -> list[int]:
+    """Voxels beyond which a Gaussian of `sigmas` (truncated) adds nothing."""
+    return [int(truncate * s + 0.5) + 1 for s in sigmas]
+
+
+def _nonzero_box(
+    lut: NDArray[np.float32], superpixels: NDArray[Any], reach: list[int]
+) -> tuple[slice, ...] | None:
+    """Bounding box of the voxels painted non-zero, grown by `reach`.
+
+    Read a few slices at a time, so no volume-sized temporary is made.
+    """
+    hit = lut != 0
+    if not hit.any():
+        return None
+    shape = superpixels.shape
+    found = [np.zeros(n, dtype=bool) for n in shape]
+    step = 16
+    for z0 in range(0, shape[2], step):
+        slab = hit[superpixels[:, :, z0 : z0 + step]]
+        found[0] |= slab.any(axis=(1, 2))
+        found[1] |= slab.any(axis=(0, 2))
+        found[2][z0 : z0 + step] = slab.any(axis=(0, 1))
+    if not found[2].any():
+        return None
+    box = []
+    for where, r, n in zip(found, reach, shape, strict=True):
+        idx = np.flatnonzero(where)
+        box.append(slice(max(int(idx[0]) - r, 0), min(int(idx[-1]) + r + 1, n)))
+    return tuple(box)
+
+
+def _smoothed_in_box(
+    record: CaseRecord,
+    n_scales: int | None,
+    sigma: NDArray[np.float64],
+    truncate: float = 4.0,
+) -> tuple[tuple[slice, ...] | None, NDArray[np.float32]]:
+    """G(P(x)) of a case inside the only box where it can be non-zero.
+
+    Equal to ``smooth_probability(paint_probability(record, n_scales),
+    sigma)[box]`` (zero outside ``box``), without any volume-sized float
+    array: the candidates' bounding box grown by the kernel's reach is
+    painted and smoothed alone. ``box`` is None when nothing is painted.
+    """
+    lut = _probability_lut(record, n_scales)
+    sigmas = np.broadcast_to(np.asarray(sigma, dtype=float), (3,))
+    box = _nonzero_box(lut, np.asarray(record.superpixels), _reach(sigmas, truncate))
+    if box is None:
+        return None, np.zeros((0, 0, 0), np.float32)
+    painted = lut[np.asarray(record.superpixels)[box]]
+    return box, smooth_probability(painted, sigmas, truncate=truncate)
 
 
 def smooth_probability(
@@ -136,7 +195,7 @@ def smooth_probability(
     nz = np.nonzero(proba)
     if nz[0].size == 0:
         return out
-    reach = [int(truncate * s + 0.5) + 1 for s in sigmas]
+    reach = _reach(sigmas, truncate)
     box = tuple(
         slice(max(int(idx.min()) - r, 0), min(int(idx.max()) + r + 1, n))
         for idx, r, n in zip(nz, reach, proba.shape, strict=True)
@@ -144,6 +203,19 @@ def smooth_probability(
     out[box] = ndimage.gaussian_filter(
         proba[box], sigmas, mode="constant", cval=0.0, truncate=truncate
     )
+    return out
+
+
+def _in_volume(
+    shape: tuple[int, ...],
+    box: tuple[slice, ...] | None,
+    values: NDArray[Any],
+    dtype: Any,
+) -> NDArray[Any]:
+    """A volume of `shape`, zero but for `values` in `box`."""
+    out = np.zeros(shape, dtype=dtype)
+    if box is not None:
+        out[box] = values
     return out
 
 
@@ -458,15 +530,25 @@ class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
         )
         return self
 
-    def _proba_canonical(self, record: CaseRecord) -> NDArray[np.float32]:
+    def _smoothed(
+        self, record: CaseRecord
+    ) -> tuple[tuple[slice, ...] | None, NDArray[np.float32]]:
         sigma = self._sigma_voxels(record)
         _warn_few_slices(record, sigma[2])
-        return smooth_probability(paint_probability(record, self.n_scales), sigma)
+        return _smoothed_in_box(record, self.n_scales, sigma)
+
+    def _proba_canonical(self, record: CaseRecord) -> NDArray[np.float32]:
+        box, values = self._smoothed(record)
+        return _in_volume(record.shape, box, values, np.float32)
 
     def _mask_canonical(self, record: CaseRecord) -> NDArray[np.bool_]:
-        return self._threshold(self._proba_canonical(record))
+        box, values = self._smoothed(record)
+        return _in_volume(record.shape, box, self._threshold(values), bool)
 
     def _threshold(self, proba: NDArray[np.float32]) -> NDArray[np.bool_]:
+        # G(P(x)) is 0 outside the smoothed box and the threshold is >= 0,
+        # so thresholding the box alone (and its largest component: nothing
+        # outside is foreground) gives the whole volume's mask
         mask = proba > self.threshold_
         if self.largest_component:
             mask = largest_component(mask)
@@ -541,8 +623,9 @@ class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
         check_is_fitted(self)
         out = []
         for rec in as_records(X):
-            proba = self._proba_canonical(rec)
-            mask = self._threshold(proba)
+            box, values = self._smoothed(rec)
+            proba = _in_volume(rec.shape, box, values, np.float32)
+            mask = _in_volume(rec.shape, box, self._threshold(values), bool)
             out.append(
                 (
                     rec.to_native(mask).astype(np.uint8),

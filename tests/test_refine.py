@@ -77,6 +77,39 @@ def test_smooth_matches_full_volume_filter(rng):
     assert not smooth_probability(np.zeros((4, 4, 4)), 3.0).any()
 
 
+@pytest.mark.parametrize("where", ["inside", "edge", "none"])
+def test_refiner_smooths_the_candidate_box_alone_with_the_same_result(rng, where):
+    """predict/predict_proba paint and smooth only the candidates' box (plus
+    the kernel's reach): equal, value for value, to painting and smoothing
+    the whole volume, also when candidates touch the volume's edge."""
+    rec, label = _case(rng, shape=(40, 36, 18))
+    sp = rec.superpixels
+    if where == "edge":  # the candidates of one corner column of superpixels
+        cands = np.unique(sp[:4, :6, :3]).astype(np.int32)
+    elif where == "inside":
+        cands = np.unique(sp[14:22, 10:18, 6:10]).astype(np.int32)
+    else:
+        cands = np.zeros(0, np.int32)
+    rec = replace(
+        rec,
+        candidates=cands,
+        convnet_proba=rng.random((len(cands), 4)).astype(np.float32),
+    )
+    ref = GaussianRefiner(sigma=1.5, threshold=0.05, largest_component=True)
+    ref.fit([rec], [label])
+    sigma = ref._sigma_voxels(rec)
+    full = smooth_probability(paint_probability(rec), sigma)
+    np.testing.assert_array_equal(ref.predict_proba([rec])[0], full)
+    whole = ndimage.gaussian_filter(paint_probability(rec), sigma, mode="constant")
+    np.testing.assert_allclose(full, whole, atol=1e-6)
+    expected = largest_component(full > 0.05)
+    np.testing.assert_array_equal(ref.predict([rec])[0], expected.astype(np.uint8))
+    mask, proba = ref.predict_with_proba([rec])[0]
+    np.testing.assert_array_equal(mask, expected)
+    np.testing.assert_array_equal(proba, full)
+    assert expected.any() == (where != "none")
+
+
 def test_dice_curve_matches_direct_computation(rng):
     p = rng.random((10, 10, 10))
     lab = rng.random((10, 10, 10)) > 0.6
