@@ -288,3 +288,17 @@ def format_table(header: list[str], rows: list[list[Any]]) -> str:
             )
         )
     return "\n".join(lines)
+
+
+def parse_set(items: list[str]) -> dict:
+    """``["a__b=1", "c=null"]`` -> ``{"a__b": 1, "c": None}`` (values are JSON)."""
+    params = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set: expected PARAM=JSON, got {item!r}")
+        try:
+            params[name] = json.loads(value)
+        except json.JSONDecodeError:
+            params[name] = value  # a bare string, e.g. backend=opencv
+    return params

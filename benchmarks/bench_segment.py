@@ -40,6 +40,7 @@ from _bench_utils import (
     Timer,
     format_table,
     machine_info,
+    parse_set,
     quiet_warnings,
     write_json,
 )
@@ -431,6 +432,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="PARAM=JSON",
+        help="pipeline parameters to change before segmenting, e.g. "
+        "superpixels__backend=opencv cascade__map_spacing=null",
+    )
+    p.add_argument(
         "--segment-only",
         action="store_true",
         help="time segment_cohort only, not each stage (largest volumes)",
@@ -469,6 +478,9 @@ def prepare_pipeline(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     if args.model is None and args.save_model is not None:
         info["saved_to"] = str(save_model(pipeline, args.save_model))
     set_n_jobs(pipeline, args.n_jobs)
+    if args.set:
+        pipeline.set_params(**parse_set(args.set))
+        info["set"] = list(args.set)
     info.update(model_summary(pipeline))
     return pipeline, info
 

@@ -31,6 +31,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
+from _bench_utils import parse_set
 
 from pancreas.io import load_volume
 from pancreas.metrics import dice_score
@@ -90,7 +91,7 @@ def main() -> None:
     pipe = make_roth2015_pipeline(
         preset=args.preset, random_state=args.seed, n_jobs=args.n_jobs, verbose=1
     )
-    pipe.set_params(**_parse_set(args.set))
+    pipe.set_params(**parse_set(args.set))
     pipe.fit(images[tr], labels[tr], X_val=images[va], y_val=labels[va])
     t2 = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -190,20 +191,6 @@ def main() -> None:
     path = args.out / f"reproduce_table_{name}.json"
     path.write_text(json.dumps(result, indent=2, default=float) + "\n")
     print(f"wrote {path}")
-
-
-def _parse_set(items: list[str]) -> dict:
-    """``["a__b=1", "c=null"]`` -> ``{"a__b": 1, "c": None}`` (values are JSON)."""
-    params = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set: expected PARAM=JSON, got {item!r}")
-        try:
-            params[name] = json.loads(value)
-        except json.JSONDecodeError:
-            params[name] = value  # a bare string, e.g. backend=opencv
-    return params
 
 
 if __name__ == "__main__":

@@ -441,3 +441,42 @@ def test_make_demo_installs_only_the_package(tmp_path):
     assert "-m pytest" in subprocess.run(
         ["make", "-n", "test"], cwd=tmp_path, capture_output=True, text=True
     ).stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], -1),  # segment: all cores by default
+        (["--n-jobs", "1"], 1),
+        (["--cases-in-parallel", "2"], None),  # the model's own (None)
+        (["--scheduler", "tcp://127.0.0.1:1"], None),
+    ],
+)
+def test_segment_uses_every_core_unless_cases_run_in_parallel(tmp_path, argv, expected):
+    from pancreas.cli import _configure_pipeline
+    from pancreas.pipeline import make_roth2015_pipeline
+
+    args = build_parser().parse_args(
+        ["segment", str(tmp_path), "x.nii.gz", "-o", str(tmp_path / "out"), *argv]
+    )
+    pipe = _configure_pipeline(make_roth2015_pipeline(preset="tiny"), args, all_cores=True)
+    jobs = {k: v for k, v in pipe.get_params().items() if k.endswith("__n_jobs")}
+    assert jobs and set(jobs.values()) == {expected}
+    train = build_parser().parse_args(
+        ["train", "--images", "*.nii.gz", "--labels", "l/*.nii.gz", "-o", "m"]
+    )
+    kept = _configure_pipeline(make_roth2015_pipeline(preset="tiny"), train)
+    assert {v for k, v in kept.get_params().items() if k.endswith("__n_jobs")} == {None}
+
+
+def test_slic_option_picks_the_superpixel_backend(tmp_path):
+    from pancreas.cli import _configure_pipeline
+    from pancreas.pipeline import make_roth2015_pipeline
+
+    pytest.importorskip("cv2")
+    for argv, expected in (([], "skimage"), (["--slic", "opencv"], "opencv")):
+        args = build_parser().parse_args(
+            ["segment", str(tmp_path), "x.nii.gz", "-o", str(tmp_path / "o"), *argv]
+        )
+        pipe = _configure_pipeline(make_roth2015_pipeline(preset="tiny"), args)
+        assert pipe.get_params()["superpixels__backend"] == expected
