@@ -125,9 +125,9 @@ def test_depth_in_the_body_box_equals_the_whole_slice(factor):
 
 def test_map_spacing_changes_features_little_and_none_keeps_pixels(fine_cohort):
     records, labels = fine_cohort
-    blocks = RFCascade(random_state=0, **FAST)
-    pixels = RFCascade(random_state=0, map_spacing=None, **FAST)
-    assert blocks.map_spacing == 1.5
+    blocks = RFCascade(random_state=0, map_spacing=1.5, **FAST)
+    pixels = RFCascade(random_state=0, **FAST)
+    assert pixels.map_spacing is None
     fb = blocks._case_features(records[0])
     fp = pixels._case_features(records[0])
     assert fb.geom.factor == (2, 2) and fp.geom.factor == (1, 1)
@@ -147,7 +147,8 @@ def test_map_spacing_changes_features_little_and_none_keeps_pixels(fine_cohort):
 
 def test_fit_and_transform_on_blocks(fine_cohort):
     records, labels = fine_cohort
-    cascade = RFCascade(random_state=0, **FAST).fit(records[:3], labels[:3])
+    cascade = RFCascade(random_state=0, map_spacing=1.5, **FAST)
+    cascade.fit(records[:3], labels[:3])
     out = cascade.transform(records[3:])[0]
     cand = np.isin(out.superpixels, out.candidates)
     truth = out.to_canonical(np.asarray(labels[3].array)) > 0
@@ -180,6 +181,12 @@ def test_work_folder_key_of_the_features_names_map_spacing():
         store = _CaseStore(WorkFolder.__new__(WorkFolder), SuperpixelGenerator(), RFCascade(**kw))
         return store.cf_key
 
-    assert key() != key(map_spacing=None)
-    assert key(map_spacing=2.0) != key()
-    assert key(map_spacing=None) == key(map_spacing=None, n_estimators=3)
+    from pancreas._store import hash_params
+    from pancreas.cascade import FEATURES_VERSION
+
+    before = {"grid_spacing": 3.0, "hu_window": [-160.0, 240.0]}
+    # None keeps the key of the work folders made before the parameter existed
+    assert key() == "cf-" + hash_params({**before, "version": FEATURES_VERSION})
+    assert key(map_spacing=1.5) != key()
+    assert key(map_spacing=1.5) != key(map_spacing=2.0)
+    assert key(map_spacing=1.5) == key(map_spacing=1.5, n_estimators=3)
