@@ -654,14 +654,6 @@ def _add_runtime(parser: argparse.ArgumentParser, *, cases: bool = True) -> None
         action="store_true",
         help="accept volumes whose intensities do not look like Hounsfield units",
     )
-    parser.add_argument(
-        "--slic",
-        choices=("skimage", "opencv"),
-        default=None,
-        help="SLIC implementation: scikit-image, or OpenCV's (about half the "
-        "time; needs pancreas[fast]); default: the model's, or scikit-image "
-        "when training",
-    )
     if cases:
         parser.add_argument(
             "--cases-in-parallel",
@@ -788,6 +780,14 @@ def build_parser() -> argparse.ArgumentParser:
         "see the inputs and --work-dir at the same paths",
     )
     _add_runtime(train, cases=False)
+    train.add_argument(
+        "--slic",
+        choices=("skimage", "opencv"),
+        default=None,
+        help="SLIC implementation: scikit-image (default) or OpenCV's, about "
+        "half the time (needs pancreas[fast]); the model keeps it, so segment "
+        "and evaluate use the one it was trained with",
+    )
     _add_common(train)
     train.set_defaults(func=_train)
 

@@ -469,14 +469,13 @@ def test_segment_uses_every_core_unless_cases_run_in_parallel(tmp_path, argv, ex
     assert {v for k, v in kept.get_params().items() if k.endswith("__n_jobs")} == {None}
 
 
-def test_slic_option_picks_the_superpixel_backend(tmp_path):
-    from pancreas.cli import _configure_pipeline
-    from pancreas.pipeline import make_roth2015_pipeline
+def test_train_slic_option_picks_the_superpixel_backend(tmp_path):
+    from pancreas.cli import _new_pipeline
 
     pytest.importorskip("cv2")
+    base = ["train", "--images", "*.nii.gz", "--labels", "l/*.nii.gz", "-o", "m"]
     for argv, expected in (([], "skimage"), (["--slic", "opencv"], "opencv")):
-        args = build_parser().parse_args(
-            ["segment", str(tmp_path), "x.nii.gz", "-o", str(tmp_path / "o"), *argv]
-        )
-        pipe = _configure_pipeline(make_roth2015_pipeline(preset="tiny"), args)
-        assert pipe.get_params()["superpixels__backend"] == expected
+        args = build_parser().parse_args([*base, "--preset", "tiny", *argv])
+        assert _new_pipeline(args).get_params()["superpixels__backend"] == expected
+    with pytest.raises(SystemExit):  # segment applies the model's own backend
+        build_parser().parse_args(["segment", "m", "x.nii.gz", "-o", "o", "--slic", "opencv"])
