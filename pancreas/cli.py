@@ -160,10 +160,8 @@ def _configure_pipeline(
     if getattr(args, "no_hu_check", False) and "superpixels__check_hu" in available:
         params["superpixels__check_hu"] = False
     if getattr(args, "slic", None) and "superpixels__backend" in available:
-        if args.slic == "opencv":
-            from pancreas.superpixels import _import_cv2
-
-            _import_cv2()  # names pancreas[fast] when OpenCV is missing
+        # a missing OpenCV is reported by SuperpixelGenerator.fit, the first
+        # thing a fit does, naming pancreas[fast]
         params["superpixels__backend"] = args.slic
     n_jobs = getattr(args, "n_jobs", None)
     in_parallel = (getattr(args, "cases_in_parallel", None) or 1) > 1 or bool(

@@ -148,11 +148,12 @@ def _smoothed_in_box(
     painted and smoothed alone. ``box`` is None when nothing is painted.
     """
     lut = _probability_lut(record, n_scales)
+    superpixels = np.asarray(record.superpixels)
     sigmas = np.broadcast_to(np.asarray(sigma, dtype=float), (3,))
-    box = _nonzero_box(lut, np.asarray(record.superpixels), _reach(sigmas, truncate))
+    box = _nonzero_box(lut, superpixels, _reach(sigmas, truncate))
     if box is None:
         return None, np.zeros((0, 0, 0), np.float32)
-    painted = lut[np.asarray(record.superpixels)[box]]
+    painted = lut[superpixels[box]]
     return box, smooth_probability(painted, sigmas, truncate=truncate)
 
 

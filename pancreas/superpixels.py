@@ -35,6 +35,7 @@ from pancreas._checks import (
 )
 from pancreas._memory import check_memory
 from pancreas._parallel import parallel_map
+from pancreas._store import smallest_label_dtype
 from pancreas._validation import N_JOBS, Interval, StrOptions, _fit_context
 from pancreas.base import VolumeEstimatorMixin
 from pancreas.exceptions import InvalidVolumeError
@@ -242,8 +243,8 @@ def _slice_superpixels(
 ) -> tuple[tuple[slice, slice] | None, NDArray[np.unsignedinteger] | None, int]:
     """SLIC on the body's bounding box in one slice; labels 1..n, 0 outside.
 
-    The labels are in the smallest unsigned type that holds them (uint16 for
-    any realistic slice), so the slices of a volume waiting to be numbered
+    The labels are in the smallest unsigned type that holds them (uint8 or
+    uint16 for any realistic slice), so the slices of a volume waiting to be numbered
     take half the memory of int32.
     """
     if not mask_slice.any():
@@ -269,8 +270,7 @@ def _slice_superpixels(
     inside = labels[mask]
     present = np.bincount(inside) > 0
     renumber = np.cumsum(present, dtype=np.int64)
-    dtype = np.uint16 if renumber[-1] <= np.iinfo(np.uint16).max else np.uint32
-    out = np.zeros(mask.shape, dtype=dtype)
+    out = np.zeros(mask.shape, dtype=smallest_label_dtype(int(renumber[-1])))
     out[mask] = renumber[inside]
     return box, out, int(renumber[-1])
 
