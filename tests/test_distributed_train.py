@@ -57,7 +57,13 @@ def test_training_on_a_cluster_with_a_killed_worker_matches_a_local_fit(
         thread.join(timeout=900)
         assert not thread.is_alive()
     fitted = outcome["fitted"]
-    assert fitted.streamed_counts_["superpixels computed"] == 4
+    # each case is prepared exactly once in all: computed by a worker, or
+    # (when the killed worker had finished it or its superpixels before it
+    # could report them) found complete in the work folder by the retry
+    counts = fitted.streamed_counts_
+    once = ("superpixels computed", "superpixels reused", "cases reused")
+    assert sum(counts.get(k, 0) for k in once) == 4, counts
+    assert counts["superpixels computed"] >= 1, counts
 
     # every case was prepared by a worker process, not by this one
     writers = {
