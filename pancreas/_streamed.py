@@ -44,14 +44,16 @@ from pancreas._store import (
 )
 from pancreas.cascade import FEATURES_VERSION
 from pancreas.io import Volume, _file_stamp
-from pancreas.record import CaseRecord, record_at
+from pancreas.record import CanonicalLabel, CaseRecord, record_at
 
 __all__ = ["can_stream", "streamed_fit"]
 
 logger = logging.getLogger("pancreas")
 
 #: Parameters that do not change what a stage computes.
-_NOT_RESULTS = {"n_jobs", "verbose", "check_hu", "check_spacing"}
+# working_spacing changes the CT a case entry holds, so the case key (a hash
+# of that CT) already tells working grids apart
+_NOT_RESULTS = {"n_jobs", "verbose", "check_hu", "check_spacing", "working_spacing"}
 
 
 def can_stream(pipeline: Any) -> bool:
@@ -137,6 +139,9 @@ class _CaseStore:
         if identity is not None and y is not None:
             label_identity = _file_identity(_input_path(y, index))
             identity = None if label_identity is None else f"{identity}+{label_identity}"
+        working_spacing = self.superpixels.working_spacing
+        if identity is not None and working_spacing is not None:
+            identity = hash_params({"input": identity, "working": working_spacing})
         # one small file per input identity: safe with concurrent workers
         known = self.folder.read_json(f"inputs/{identity}.json") if identity else None
         if known is not None and self.folder.complete(self.cf_dir(known["key"])):
@@ -150,7 +155,7 @@ class _CaseStore:
             native_affine=rec.native_affine,
             native_shape=rec.native_shape,
             ornt=rec.ornt,
-        )
+        ).on_working_grid(working_spacing)
         lab = None if label is None else rec.label_array(label)
         key = hash_arrays(
             rec.volume.array,
@@ -184,6 +189,7 @@ class _CaseStore:
                 "ornt": np.asarray(rec.ornt).tolist(),
                 "source": rec.volume.source,
                 "spacing": [float(v) for v in rec.spacing],
+                "zoom": [int(v) for v in rec.zoom],
                 "written_by": {"pid": os.getpid(), "host": socket.gethostname()},
             }
             (tmp / "meta.json").write_text(json.dumps(meta))
@@ -237,6 +243,7 @@ class _CaseStore:
             native_affine=np.asarray(meta["native_affine"]),
             native_shape=tuple(meta["native_shape"]),
             ornt=np.asarray(meta["ornt"]),
+            zoom=tuple(meta.get("zoom", (1, 1))),
         )
         if (sp_dir / "superpixels.npy").is_file():
             rec.superpixels = self.superpixel_array(key)
@@ -560,7 +567,8 @@ class _LazyLabels:
         return len(self.keys)
 
     def __getitem__(self, i: int) -> Any:
-        return self.store.label(self.keys[i])
+        # canonical, on the case's working grid: not the input's voxel order
+        return CanonicalLabel(self.store.label(self.keys[i]))
 
 
 def _completed_epochs(checkpoint: Path | None) -> int:

@@ -479,7 +479,7 @@ def _segment_case(
                 "mask": f"proba > {stats['threshold']:.4f}",
                 "note": _PROBA_NOTE,
             }
-        note = outside_training_range(records[0].spacing, training, case)
+        note = outside_training_range(records[0].full_spacing, training, case)
         if note is not None:
             stats["outside_training_range"] = note
         if outputs.preview is not None:
@@ -515,11 +515,12 @@ def _write_preview(
 
     from pancreas.plotting import DPI, plot_preview
 
-    volume = record.volume  # canonical (RAS+) already: no copy reoriented
+    # canonical (RAS+) already: no copy reoriented; a working grid's CT is
+    # brought to the scan's grid, where the mask is
     fig = plot_preview(
-        volume.array,
+        record.to_full(np.asarray(record.volume.array)),
         record.to_canonical(mask),
-        volume.affine,
+        record.full_affine,
         title=f"{stats['case']}: {stats['volume_ml']:g} mL "
         f"(threshold {stats['threshold']:.2f})",
     )

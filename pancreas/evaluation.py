@@ -14,6 +14,7 @@ rows equal :attr:`Evaluation.stage`'s.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -292,6 +293,24 @@ def _case_pictures(
     return CasePictures(case, axial, planes)
 
 
+def _on_scan_grid(
+    record: CaseRecord, maps: dict[str, NDArray[np.float32]]
+) -> tuple[CaseRecord, dict[str, NDArray[np.float32]]]:
+    """A record on a working grid with its superpixels and stage maps on the scan's grid.
+
+    Superpixels are repeated over their blocks and probabilities
+    interpolated as :meth:`~pancreas.record.CaseRecord.to_native` does, so
+    that the stage row compares with the label as drawn. Unchanged for a
+    record on the scan's grid.
+    """
+    if not record.regridded:
+        return record, maps
+    full = {key: record.to_full(value) for key, value in maps.items()}
+    return dataclasses.replace(
+        record, superpixels=record.to_full(record.superpixels)
+    ), full
+
+
 def _evaluate_case(
     i: int,
     pipeline: Pipeline,
@@ -313,31 +332,34 @@ def _evaluate_case(
         record = make_record(item, name)
         del item
         (record,) = pipeline[:-1].transform([record])
-        label = record.label_array(y[i])
-        maps = refiner.stage_maps(record)
-        row = _stage_row(record, label, maps, refiner.stage_thresholds_)
+        # every Dice on the scan's own grid, also for a model on a working grid
+        label = record.label_array(y[i], full=True)
+        on_scan, maps = _on_scan_grid(record, refiner.stage_maps(record))
+        row = _stage_row(on_scan, label, maps, refiner.stage_thresholds_)
+        del on_scan
         n_scales = int(np.shape(record.convnet_proba)[1])
         if not full:
             return _CaseResult(name, n_scales, row)
         curves = {k: dice_curve(maps[k], label, grid) for k in _GENERIC_STAGES}
         del maps
-        mask = refiner._mask_canonical(record)
-        voxel_ml = float(np.prod(record.spacing)) / 1000.0
+        mask = refiner._full_mask(record)
+        spacing = record.full_spacing
+        voxel_ml = float(np.prod(spacing)) / 1000.0
         metrics = {
             "case": name,
             **evaluate_segmentation(
-                label, mask, record.spacing, tolerance, method=surface_method
+                label, mask, spacing, tolerance, method=surface_method
             ),
             "volume_pred_ml": int(np.count_nonzero(mask)) * voxel_ml,
             "volume_true_ml": int(np.count_nonzero(label)) * voxel_ml,
         }
         pictures = _case_pictures(
             name,
-            np.asarray(record.volume.array),
+            record.to_full(np.asarray(record.volume.array)),
             label,
             mask,
-            record.spacing,
-            affine=record.volume.affine,
+            spacing,
+            affine=record.full_affine,
         )
         return _CaseResult(name, n_scales, row, metrics, curves, pictures)
 

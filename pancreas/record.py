@@ -26,6 +26,13 @@ Contract, in canonical voxel order (shape ``record.shape``):
     pancreas probability for each candidate at each test scale. Column 0 is
     the Ns=1 result; the mean over columns is p_ConvNet. Set by
     ``SuperpixelConvNet``.
+
+A record may live on a coarser in-plane *working grid*
+(``SuperpixelGenerator(working_spacing=...)``, :meth:`CaseRecord.on_working_grid`):
+its voxels are blocks of ``zoom`` voxels of the scan's canonical grid, every
+array above is on the working grid, labels are brought to it (blocks at least
+half pancreas) and :meth:`CaseRecord.to_native` brings results back to the
+input's own grid (probabilities interpolated linearly, labels repeated).
 """
 
 from __future__ import annotations
@@ -46,10 +53,18 @@ from pancreas._checks import (
     check_label_values,
     check_shape_3d,
 )
+from pancreas._regrid import (
+    block_factors,
+    block_mean,
+    blocks_at_least_half,
+    grid_affine,
+    upsample,
+)
 from pancreas.exceptions import InvalidVolumeError
 from pancreas.io import Volume, as_volume
 
 __all__ = [
+    "CanonicalLabel",
     "CaseRecord",
     "as_records",
     "check_labels",
@@ -58,6 +73,31 @@ __all__ = [
     "record_at",
     "world_difference",
 ]
+
+
+@dataclass(frozen=True, eq=False)
+class CanonicalLabel:
+    """A label already in a record's canonical voxel order, on its working grid.
+
+    What :meth:`CaseRecord.label_array` returns, wrapped so that it can be
+    passed back as a label without being taken for an array in the input's
+    own voxel order (the streamed fit's labels, read from its work folder).
+
+    Parameters
+    ----------
+    array : ndarray
+        The label in the record's canonical voxel order and shape
+        (``record.shape``): 0 background, 1 pancreas, 2 tumour.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rec = make_record(np.zeros((2, 3, 4)), "c")
+    >>> int(rec.label_array(CanonicalLabel(np.ones((2, 3, 4), bool))).sum())
+    24
+    """
+
+    array: NDArray[Any]
 
 
 @dataclass(eq=False)
@@ -80,6 +120,9 @@ class CaseRecord:
         Added by the stages; see the module docstring for each.
     extras : dict
         Anything else a stage wants to pass on (for example timings).
+    zoom : (int, int), default=(1, 1)
+        In-plane block factors from the scan's canonical grid to the grid of
+        ``volume`` (see :meth:`on_working_grid`); (1, 1) is the scan's grid.
 
     Examples
     --------
@@ -105,11 +148,104 @@ class CaseRecord:
     candidates: NDArray[np.int32] | None = None
     convnet_proba: NDArray[np.float32] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    zoom: tuple[int, int] = (1, 1)
 
     @property
     def shape(self) -> tuple[int, ...]:
-        """Canonical shape of the case."""
+        """Canonical shape of the case (of the working grid, if coarser)."""
         return self.volume.shape
+
+    @property
+    def regridded(self) -> bool:
+        """Whether the record lives on a coarser working grid than the scan's."""
+        return tuple(self.zoom) != (1, 1)
+
+    @property
+    def full_shape(self) -> tuple[int, ...]:
+        """Shape of the scan's own grid in canonical voxel order."""
+        if not self.regridded:
+            return self.shape
+        return tuple(
+            int(self.native_shape[int(axis)]) for axis in _canonical_axes(self.ornt)
+        )
+
+    @property
+    def full_affine(self) -> NDArray[np.float64]:
+        """Affine of the scan's own grid in canonical voxel order."""
+        if not self.regridded:
+            return np.asarray(self.volume.affine, dtype=np.float64)
+        return self.native_affine @ orientations.inv_ornt_aff(
+            self.ornt, self.native_shape
+        )
+
+    @property
+    def full_spacing(self) -> tuple[float, ...]:
+        """Voxel spacing in mm of the scan's own grid, canonical axes."""
+        if not self.regridded:
+            return self.spacing
+        zooms = np.sqrt((self.full_affine[:3, :3] ** 2).sum(axis=0))
+        return tuple(float(round(z, 6)) for z in zooms)
+
+    def on_working_grid(self, working_spacing: float | None) -> CaseRecord:
+        """The case on an in-plane grid of about ``working_spacing`` mm.
+
+        Each working voxel is a block of whole voxels of the scan
+        (``round(working_spacing / spacing)`` along each in-plane axis; the
+        slices are kept) holding their mean HU. A record that is already on
+        a working grid, or whose voxels are already about as large, is
+        returned as it is. Only the CT is carried over: regrid before any
+        stage runs.
+
+        Parameters
+        ----------
+        working_spacing : float or None
+            In-plane spacing in mm; None keeps the scan's grid.
+
+        Returns
+        -------
+        CaseRecord
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pancreas.io import Volume
+        >>> rec = make_record(Volume(np.zeros((8, 6, 3)), np.diag([0.7, 0.7, 2.5, 1])))
+        >>> work = rec.on_working_grid(1.5)
+        >>> work.zoom, work.shape, work.spacing[:2]
+        ((2, 2), (4, 3, 3), (1.4, 1.4))
+        >>> work.to_native(np.ones(work.shape, np.float32)).shape
+        (8, 6, 3)
+        """
+        factors = block_factors(self.spacing, working_spacing)
+        if self.regridded or factors == (1, 1):
+            return self
+        array = block_mean(self.volume.array, factors)
+        affine = grid_affine(self.volume.affine, factors)
+        return CaseRecord(
+            case_id=self.case_id,
+            volume=Volume(array, affine, self.volume.source),
+            native_affine=self.native_affine,
+            native_shape=self.native_shape,
+            ornt=self.ornt,
+            zoom=factors,
+        )
+
+    def to_full(self, array: NDArray[Any]) -> NDArray[Any]:
+        """An array on the working grid brought to the scan's canonical grid.
+
+        Floats (probabilities) are interpolated linearly between block
+        centres; integers and bools (labels, masks) are repeated over each
+        block. Unchanged when the record is on the scan's grid.
+        """
+        array = np.asarray(array)
+        if array.shape != self.shape:
+            raise InvalidVolumeError(
+                f"{self.case_id}: array of shape {array.shape} does not match the "
+                f"canonical shape {self.shape}"
+            )
+        if not self.regridded:
+            return array
+        return upsample(array, self.zoom, self.full_shape)
 
     @property
     def spacing(self) -> tuple[float, ...]:
@@ -124,7 +260,11 @@ class CaseRecord:
         return int(self.superpixels.max(initial=0))
 
     def to_canonical(self, array: NDArray[Any]) -> NDArray[Any]:
-        """Reorder an array on the native grid into canonical voxel order."""
+        """Reorder an array on the native grid into canonical voxel order.
+
+        The result is on the scan's grid (:attr:`full_shape`), also for a
+        record on a working grid.
+        """
         array = np.asarray(array)
         if array.shape != self.native_shape:
             raise InvalidVolumeError(
@@ -134,9 +274,16 @@ class CaseRecord:
         return orientations.apply_orientation(array, self.ornt)
 
     def to_native(self, array: NDArray[Any]) -> NDArray[Any]:
-        """Reorder an array on the canonical grid back into the input's grid."""
+        """Reorder an array on the canonical grid back into the input's grid.
+
+        On a record on a working grid, an array of the working grid's shape
+        is first brought to the scan's grid (:meth:`to_full`); one of
+        :attr:`full_shape` is only reordered.
+        """
         array = np.asarray(array)
-        if array.shape != self.shape:
+        if self.regridded and array.shape == self.shape:
+            array = self.to_full(array)
+        elif array.shape != self.full_shape:
             raise InvalidVolumeError(
                 f"{self.case_id}: array of shape {array.shape} does not match the "
                 f"canonical shape {self.shape}"
@@ -147,14 +294,19 @@ class CaseRecord:
         )
         return np.ascontiguousarray(orientations.apply_orientation(array, inverse))
 
-    def label_array(self, label: Any) -> NDArray[np.bool_]:
+    def label_array(self, label: Any, *, full: bool = False) -> NDArray[np.bool_]:
         """Check a label volume against this case and return it canonical, bool.
 
         Parameters
         ----------
-        label : path, nibabel image, Volume or ndarray
+        label : path, nibabel image, Volume, ndarray or CanonicalLabel
             Label volume on the input's grid: 0 background, 1 pancreas, 2
-            tumour (MSD), which counts as pancreas.
+            tumour (MSD), which counts as pancreas; or, wrapped in
+            :class:`CanonicalLabel`, one already on this record's grid.
+        full : bool, default=False
+            On a record on a working grid, return the label on the scan's
+            grid instead of the working grid's blocks that are at least half
+            pancreas.
 
         Returns
         -------
@@ -173,6 +325,17 @@ class CaseRecord:
         VolumeFileError, DicomSeriesError
             The label file cannot be read (see :func:`pancreas.io.load_volume`).
         """
+        if isinstance(label, CanonicalLabel):
+            lab = np.asarray(label.array)
+            if lab.shape != self.shape:
+                raise InvalidVolumeError(
+                    f"{self.case_id}: label of shape {lab.shape} does not match "
+                    f"the case's canonical shape {self.shape}"
+                )
+            check_label_values(lab, self.case_id)
+            if full and self.regridded:
+                return upsample(lab != 0, self.zoom, self.full_shape)
+            return lab != 0
         vol = as_volume(label, name=f"{self.case_id} label")
         where = self.case_id
         if vol.source is not None and vol.source != f"{self.case_id} label":
@@ -187,15 +350,27 @@ class CaseRecord:
                     "it if needed)"
                 )
             check_label_values(vol.array, where)
-            return self.to_canonical(np.asarray(vol.array) != 0)
-        check_label_values(vol.array, where)
-        return _label_on_image_grid(vol, self, where)
+            canonical = self.to_canonical(np.asarray(vol.array) != 0)
+        else:
+            check_label_values(vol.array, where)
+            canonical = _label_on_image_grid(vol, self, where)
+        if full or not self.regridded:
+            return canonical
+        return blocks_at_least_half(canonical, self.zoom)
 
 
 #: Largest distance between where a label and its image put the same voxel
 #: centre, as a share of the image's smallest voxel size, for the label to be
 #: taken as lying on the image's grid.
 GRID_TOLERANCE = 0.05
+
+
+def _canonical_axes(ornt: NDArray[np.float64]) -> list[int]:
+    """For each canonical axis, the native axis it comes from."""
+    axes = [0, 0, 0]
+    for native_axis, (canonical_axis, _) in enumerate(np.asarray(ornt)):
+        axes[int(canonical_axis)] = native_axis
+    return axes
 
 
 def _grid_corners(shape: tuple[int, ...]) -> NDArray[np.float64]:
@@ -269,10 +444,11 @@ def _label_on_image_grid(
     reordered = not np.array_equal(
         ornt, orientations.io_orientation(record.native_affine)
     )
-    if canonical.shape != record.shape:
+    full_shape, full_affine = record.full_shape, record.full_affine
+    if canonical.shape != full_shape:
         as_stored = (
             f" (in the image's voxel order: {canonical.shape} vs "
-            f"{record.shape})"
+            f"{full_shape})"
             if reordered
             else ""
         )
@@ -282,8 +458,8 @@ def _label_on_image_grid(
             "that belongs to this image, on the image's own grid (resample it "
             "if needed)"
         )
-    distance = world_difference(affine, record.volume.affine, record.shape)
-    tolerance = GRID_TOLERANCE * min(record.spacing)
+    distance = world_difference(affine, full_affine, full_shape)
+    tolerance = GRID_TOLERANCE * min(record.full_spacing)
     if not distance <= tolerance:
         raise InvalidVolumeError(
             f"{where}: label affine differs from the image affine and the "
@@ -292,7 +468,7 @@ def _label_on_image_grid(
             f"two (tolerance {tolerance:.3g} mm; label "
             f"{_describe_affine(vol.affine)}, image "
             f"{_describe_affine(record.native_affine)}, largest affine entry "
-            f"difference {_max_difference(affine, record.volume.affine)} in "
+            f"difference {_max_difference(affine, full_affine)} in "
             "the image's voxel order). If the label was drawn on another scan "
             "or resampled, resample it onto the image with nearest-neighbour "
             "interpolation (nibabel.processing.resample_from_to(label, image, "

@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from pancreas._checks import EMPTY_VALIDATION, check_any_pancreas
 from pancreas._parallel import parallel_map
+from pancreas._regrid import upsample_box
 from pancreas._validation import N_JOBS, Interval, StrOptions, _fit_context
 from pancreas.base import VolumeEstimatorMixin
 from pancreas.exceptions import InvalidVolumeError, SegmentationWarning
@@ -538,13 +539,39 @@ class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
         _warn_few_slices(record, sigma[2])
         return _smoothed_in_box(record, self.n_scales, sigma)
 
-    def _proba_canonical(self, record: CaseRecord) -> NDArray[np.float32]:
-        box, values = self._smoothed(record)
-        return _in_volume(record.shape, box, values, np.float32)
+    def _on_scan_grid(
+        self, record: CaseRecord
+    ) -> tuple[tuple[slice, ...] | None, NDArray[np.float32]]:
+        """G(P(x))'s box and values on the scan's canonical grid.
 
-    def _mask_canonical(self, record: CaseRecord) -> NDArray[np.bool_]:
+        A record on a working grid has its smoothed box brought to the
+        scan's grid (linear interpolation between block centres), so that
+        the threshold cuts a smooth outline, not one of whole blocks.
+        """
         box, values = self._smoothed(record)
-        return _in_volume(record.shape, box, self._threshold(values), bool)
+        if record.regridded and box is not None:
+            box, values = upsample_box(values, box, record.zoom, record.full_shape)
+        return box, values
+
+    def _native_outputs(
+        self, record: CaseRecord, *, mask: bool, proba: bool
+    ) -> list[NDArray[Any]]:
+        """The mask (uint8) and/or G(P(x)) (float32) on the input's own grid."""
+        box, values = self._on_scan_grid(record)
+        shape = record.full_shape
+        out = []
+        if mask:
+            inside = self._threshold(values)
+            out.append(record.to_native(_in_volume(shape, box, inside, bool)))
+            out[-1] = out[-1].astype(np.uint8)
+        if proba:
+            out.append(record.to_native(_in_volume(shape, box, values, np.float32)))
+        return out
+
+    def _full_mask(self, record: CaseRecord) -> NDArray[np.bool_]:
+        """The mask on the scan's canonical grid (:attr:`CaseRecord.full_shape`)."""
+        box, values = self._on_scan_grid(record)
+        return _in_volume(record.full_shape, box, self._threshold(values), bool)
 
     def _threshold(self, proba: NDArray[np.float32]) -> NDArray[np.bool_]:
         # G(P(x)) is 0 outside the smoothed box and the threshold is >= 0,
@@ -569,7 +596,7 @@ class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         return [
-            rec.to_native(self._proba_canonical(rec)).astype(np.float32)
+            self._native_outputs(rec, mask=False, proba=True)[0]
             for rec in as_records(X)
         ]
 
@@ -587,7 +614,7 @@ class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         return [
-            rec.to_native(self._mask_canonical(rec)).astype(np.uint8)
+            self._native_outputs(rec, mask=True, proba=False)[0]
             for rec in as_records(X)
         ]
 
@@ -624,15 +651,8 @@ class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
         check_is_fitted(self)
         out = []
         for rec in as_records(X):
-            box, values = self._smoothed(rec)
-            proba = _in_volume(rec.shape, box, values, np.float32)
-            mask = _in_volume(rec.shape, box, self._threshold(values), bool)
-            out.append(
-                (
-                    rec.to_native(mask).astype(np.uint8),
-                    rec.to_native(proba).astype(np.float32),
-                )
-            )
+            mask, proba = self._native_outputs(rec, mask=True, proba=True)
+            out.append((mask, proba))
         return out
 
     def score(self, X: Any, y: Any) -> float:
@@ -651,9 +671,10 @@ class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         records = as_records(X)
-        labels = check_labels(records, y)
-        scores = [
-            dice_score(self._mask_canonical(rec), lab)
-            for rec, lab in zip(records, labels, strict=True)
-        ]
+        check_labels(records, y)  # every label checked before any work
+        scores = []
+        for i, rec in enumerate(records):
+            # on the scan's own grid, also for a record on a working grid
+            mask = self._full_mask(rec)
+            scores.append(dice_score(mask, rec.label_array(y[i], full=True)))
         return float(np.mean(scores))

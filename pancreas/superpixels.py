@@ -409,6 +409,18 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         ``cv2.ximgproc.createSuperpixelSLIC``, about twice as fast for the
         same quality (see Notes). ``"opencv"`` needs ``pip install
         pancreas[fast]``.
+    working_spacing : float or None, default=None
+        Work on a coarser in-plane grid of about this many mm: each working
+        voxel is a block of whole pixels of the scan (``round(working_spacing
+        / pixel size)`` along each in-plane axis; slices are kept) holding
+        their mean HU, and every later stage runs on it; masks and
+        probabilities come back to the scan's own grid (probabilities
+        interpolated linearly between block centres). None works on the
+        scan's grid. ``1.5`` makes a 0.7-0.8 mm scan about 4 times smaller,
+        for about half the time of segmenting it (the "fast" mode of
+        :doc:`/performance`); a scan whose pixels are already about that
+        large is not changed. Set it before training: a model works best on
+        the grid it was trained on.
     check_hu : bool, default=True
         Refuse a CT whose values are not Hounsfield units: raw stored values
         (0-4095), 8-bit image stacks (0-255) or images scaled to [0, 1] (the
@@ -523,6 +535,7 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         "sigma": [Interval(Real, 0, None, closed="left")],
         "max_num_iter": [Interval(Integral, 1, None, closed="left")],
         "backend": [StrOptions({"skimage", "opencv"})],
+        "working_spacing": [Interval(Real, 0, None, closed="neither"), None],
         "check_hu": ["boolean"],
         "check_spacing": ["boolean"],
         "n_jobs": N_JOBS,
@@ -539,6 +552,7 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         sigma: float = 0.0,
         max_num_iter: int = 10,
         backend: str = "skimage",
+        working_spacing: float | None = None,
         check_hu: bool = True,
         check_spacing: bool = True,
         n_jobs: int | None = None,
@@ -551,6 +565,7 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         self.sigma = sigma
         self.max_num_iter = max_num_iter
         self.backend = backend
+        self.working_spacing = working_spacing
         self.check_hu = check_hu
         self.check_spacing = check_spacing
         self.n_jobs = n_jobs
@@ -587,8 +602,9 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         return self
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # models saved before `backend` existed ran scikit-image's SLIC
-        state = {"backend": "skimage", **state}
+        # models saved before `backend` existed ran scikit-image's SLIC, and
+        # those saved before `working_spacing` on the scan's own grid
+        state = {"backend": "skimage", "working_spacing": None, **state}
         super().__setstate__(state)
 
     def transform(self, X: Any) -> list[CaseRecord]:
@@ -603,7 +619,8 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         -------
         list of CaseRecord
             New records with ``body_mask`` (bool) and ``superpixels`` (int32,
-            0 outside the body) set.
+            0 outside the body) set; on the working grid when
+            `working_spacing` is set.
 
         Raises
         ------
@@ -648,12 +665,14 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
 
         check_is_fitted(self)
         records = as_records(X)
-        labels = check_labels(records, y)
+        check_labels(records, y)  # every label checked before any work
         scores = []
-        for rec, lab in zip(records, labels, strict=True):
+        for i, rec in enumerate(records):
             if rec.superpixels is None:
                 rec = self._transform_one(rec)
-            mask = optimal_superpixel_mask(rec.superpixels, lab)
+            # on a working grid: its superpixels over the scan's own voxels
+            lab = rec.label_array(y[i], full=True)
+            mask = optimal_superpixel_mask(rec.to_full(rec.superpixels), lab)
             scores.append(dice_score(lab, mask))
         return np.asarray(scores, dtype=np.float64)
 
@@ -677,6 +696,8 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
     def _transform_one(self, rec: CaseRecord, checked: bool = False) -> CaseRecord:
         if not checked:
             self._check_case(rec)
+        rec = rec.on_working_grid(self.working_spacing)
+        check_min_size(rec.shape, rec.case_id)
         hu = np.asarray(rec.volume.array)
         mask = body_mask(hu, self.body_threshold)
         spacing = (float(rec.spacing[0]), float(rec.spacing[1]))

@@ -479,3 +479,17 @@ def test_train_slic_option_picks_the_superpixel_backend(tmp_path):
         assert _new_pipeline(args).get_params()["superpixels__backend"] == expected
     with pytest.raises(SystemExit):  # segment applies the model's own backend
         build_parser().parse_args(["segment", "m", "x.nii.gz", "-o", "o", "--slic", "opencv"])
+
+
+def test_train_working_spacing_option_sets_the_working_grid():
+    from pancreas.cli import _new_pipeline
+
+    base = ["train", "--images", "*.nii.gz", "--labels", "l/*.nii.gz", "-o", "m"]
+    for argv, expected in (([], None), (["--working-spacing", "1.5"], 1.5)):
+        args = build_parser().parse_args([*base, "--preset", "tiny", *argv])
+        got = _new_pipeline(args).get_params()["superpixels__working_spacing"]
+        assert got == expected
+    with pytest.raises(SystemExit):  # the model keeps the grid it was trained on
+        build_parser().parse_args(
+            ["segment", "m", "x.nii.gz", "-o", "o", "--working-spacing", "1.5"]
+        )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import nibabel as nib
 import numpy as np
 import pytest
+from nibabel.orientations import axcodes2ornt, ornt_transform
 from sklearn.base import clone
 
 from pancreas._store import DiskVolume, WorkFolder, compact_ct, smallest_label_dtype
@@ -178,3 +180,33 @@ def test_in_memory_path_with_memory_still_works(cohort, tmp_path):
     pipe.fit(images[:2], labels[:2])
     assert not hasattr(pipe, "streamed_counts_")
     assert pipe.predict(images[3:])[0].shape == images[3].shape
+
+
+def _stored_as(volume, codes):
+    """The same CT or label stored in another voxel order (nibabel reorders it)."""
+    image = nib.Nifti1Image(np.asarray(volume.array), volume.affine)
+    other = image.as_reoriented(ornt_transform(axcodes2ornt("RAS"), axcodes2ornt(codes)))
+    return Volume(np.asarray(other.dataobj), other.affine)
+
+
+@pytest.mark.parametrize("variant", ["LPS", "working grid"])
+def test_streamed_fit_equals_the_in_memory_fit_on_other_grids(cohort, tmp_path, variant):
+    # the refiner's threshold is chosen on labels read back from the work
+    # folder: they must be taken in the case's canonical order (an LPS case
+    # would otherwise be scored against its mirror image) and on its
+    # working grid
+    images, labels = cohort
+    params = {}
+    if variant == "LPS":
+        images = [_stored_as(v, "LPS") for v in images]
+        labels = [_stored_as(v, "LPS") for v in labels]
+    else:
+        params = {"superpixels__working_spacing": 2 * images[0].spacing[0]}
+    streamed = _pipeline().set_params(work_dir=tmp_path / "work", **params)
+    streamed.fit(images[:3], labels[:3], X_val=images[3:], y_val=labels[3:])
+    reference = _pipeline().set_params(**params)
+    reference = _in_memory_fit(reference, images[:3], labels[:3], images[3:], labels[3:])
+    ref, got = reference.steps[-1][1], streamed.steps[-1][1]
+    for stage, curves in ref.dice_curves_.items():
+        np.testing.assert_array_equal(got.dice_curves_[stage], curves)
+    _same_model(streamed, reference, images[3:])

@@ -1,0 +1,170 @@
+"""A coarser in-plane working grid: whole blocks of the scan's own voxels.
+
+``SuperpixelGenerator(working_spacing=...)`` runs the method on a grid whose
+in-plane voxels are blocks of ``f0 x f1`` voxels of the scan (the block
+factors are whole numbers, so that every working voxel covers the same scan
+voxels and the way back is exact in position). The CT is averaged over each
+block, labels become the blocks that are at least half pancreas, and
+probabilities come back to the scan's grid by linear interpolation between
+block centres, so that the mask's outline is as smooth as the probability.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+__all__ = [
+    "block_factors",
+    "block_mean",
+    "blocks_at_least_half",
+    "grid_affine",
+    "upsample",
+    "upsample_box",
+]
+
+
+def block_factors(
+    spacing: Sequence[float], working_spacing: float | None
+) -> tuple[int, int]:
+    """In-plane block factors that bring ``spacing`` closest to ``working_spacing``.
+
+    Parameters
+    ----------
+    spacing : sequence of float
+        Canonical voxel spacing in mm (axes 0 and 1 are in-plane).
+    working_spacing : float or None
+        Wanted in-plane spacing in mm; None keeps the scan's grid.
+
+    Returns
+    -------
+    (int, int)
+        Whole factors, at least 1: ``round(working_spacing / spacing)``.
+
+    Examples
+    --------
+    >>> block_factors((0.7, 0.7, 2.5), 1.5)
+    (2, 2)
+    >>> block_factors((2.4, 2.4, 3.0), 1.5)
+    (1, 1)
+    """
+    if working_spacing is None:
+        return (1, 1)
+    return tuple(  # type: ignore[return-value]
+        max(1, int(np.floor(working_spacing / float(s) + 0.5))) for s in spacing[:2]
+    )
+
+
+def _padded_blocks(
+    array: NDArray, factors: tuple[int, int]
+) -> tuple[NDArray, tuple[int, int, int]]:
+    """The array padded (edge values) to whole blocks, viewed as blocks."""
+    f0, f1 = factors
+    n0, n1, n2 = array.shape
+    c0, c1 = -(-n0 // f0), -(-n1 // f1)
+    pad = ((0, c0 * f0 - n0), (0, c1 * f1 - n1), (0, 0))
+    if any(p[1] for p in pad):
+        array = np.pad(array, pad, mode="edge")
+    return array.reshape(c0, f0, c1, f1, n2), (c0, c1, n2)
+
+
+def block_mean(array: NDArray, factors: tuple[int, int]) -> NDArray[np.float32]:
+    """Mean of each in-plane block of ``factors`` voxels, as float32.
+
+    A partial block at the far edge is padded with its edge values.
+
+    Examples
+    --------
+    >>> a = np.arange(16, dtype=np.float32).reshape(4, 4, 1)
+    >>> block_mean(a, (2, 2))[..., 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]], dtype=float32)
+    """
+    blocks, _ = _padded_blocks(np.asarray(array, dtype=np.float32), factors)
+    return blocks.mean(axis=(1, 3), dtype=np.float32)
+
+
+def blocks_at_least_half(
+    mask: NDArray, factors: tuple[int, int]
+) -> NDArray[np.bool_]:
+    """Blocks of which at least half the voxels are set (a label on the working grid).
+
+    Examples
+    --------
+    >>> m = np.zeros((4, 4, 1), bool); m[:2, :1] = True; m[2:, 2:] = True
+    >>> blocks_at_least_half(m, (2, 2))[..., 0]
+    array([[ True, False],
+           [False,  True]])
+    """
+    blocks, _ = _padded_blocks(np.asarray(mask, dtype=bool), factors)
+    counts = blocks.sum(axis=(1, 3), dtype=np.int32)
+    return 2 * counts >= factors[0] * factors[1]
+
+
+def grid_affine(
+    affine: NDArray[np.float64], factors: tuple[int, int]
+) -> NDArray[np.float64]:
+    """Affine of the block grid: voxel ``i`` is centred on its block's centre.
+
+    Examples
+    --------
+    >>> grid_affine(np.diag([0.7, 0.7, 2.5, 1.0]), (2, 2))[:3, 3]
+    array([0.35, 0.35, 0.  ])
+    """
+    f0, f1 = factors
+    step = np.diag([f0, f1, 1.0, 1.0])
+    step[:2, 3] = [(f0 - 1) / 2.0, (f1 - 1) / 2.0]
+    return np.asarray(affine, dtype=np.float64) @ step
+
+
+def upsample(
+    array: NDArray, factors: tuple[int, int], shape: tuple[int, ...]
+) -> NDArray:
+    """An array on the block grid brought back to the scan's grid of ``shape``.
+
+    Floats are interpolated linearly between block centres (edge values
+    held beyond the outermost centres); integers and bools, such as
+    superpixel labels and masks, are repeated over their block.
+
+    Examples
+    --------
+    >>> upsample(np.array([[[0.0], [1.0]]], np.float32), (1, 2), (1, 4, 1))[0, :, 0]
+    array([0.  , 0.25, 0.75, 1.  ], dtype=float32)
+    >>> upsample(np.array([[[1], [2]]]), (1, 2), (1, 3, 1))[0, :, 0]
+    array([1, 1, 2])
+    """
+    array = np.asarray(array)
+    f0, f1 = factors
+    if array.dtype.kind == "f":
+        out = ndimage.zoom(
+            array, (f0, f1, 1), order=1, mode="nearest", grid_mode=True
+        ).astype(array.dtype, copy=False)
+    else:
+        out = np.repeat(np.repeat(array, f0, axis=0), f1, axis=1)
+    return np.ascontiguousarray(out[: shape[0], : shape[1], : shape[2]])
+
+
+def upsample_box(
+    values: NDArray,
+    box: tuple[slice, ...],
+    factors: tuple[int, int],
+    shape: tuple[int, ...],
+) -> tuple[tuple[slice, ...], NDArray]:
+    """:func:`upsample` for the values of a box; returns the box on the scan's grid.
+
+    Examples
+    --------
+    >>> box, v = upsample_box(np.ones((2, 2, 3), np.float32),
+    ...                       (slice(1, 3), slice(0, 2), slice(0, 3)), (2, 2), (5, 8, 3))
+    >>> box[:2], v.shape
+    ((slice(2, 5, None), slice(0, 4, None)), (3, 4, 3))
+    """
+    f = (*factors, 1)
+    full = tuple(
+        slice(b.start * k, min(b.stop * k, n)) for b, k, n in zip(box, f, shape)
+    )
+    size = tuple(s.stop - s.start for s in full)
+    return full, upsample(values, factors, size)
