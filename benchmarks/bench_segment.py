@@ -18,6 +18,8 @@ Usage::
     python benchmarks/bench_segment.py --model models/cpu --n-jobs 2
     python benchmarks/bench_segment.py --slices 200 --save-model models/bench
     python benchmarks/bench_segment.py --model models/bench --slices 50 100
+    python benchmarks/bench_segment.py --model models/bench \
+        --set superpixels__working_spacing=1.5 superpixels__backend=opencv
     python benchmarks/bench_segment.py --small          # seconds, for the tests
 """
 

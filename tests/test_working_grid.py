@@ -216,3 +216,16 @@ def test_stage_report_on_a_working_grid_compares_with_the_label_as_drawn(
     assert report.values("Optimal")[0] == pytest.approx(optimal)
     final = report.values("G(P(x)) Ns=4")[0]
     assert final == pytest.approx(dice_score(pipe.predict(images[4:])[0], label))
+
+
+@pytest.mark.slow
+def test_model_file_keeps_the_working_grid(working_fitted, tmp_path):
+    from pancreas.persistence import load_pipeline, save_pipeline
+
+    pipe, images, _ = working_fitted
+    save_pipeline(pipe, tmp_path / "model")
+    loaded = load_pipeline(tmp_path / "model")
+    assert loaded.get_params()["superpixels__working_spacing"] == pytest.approx(
+        2 * images[0].spacing[0]
+    )
+    np.testing.assert_array_equal(loaded.predict(images[4:])[0], pipe.predict(images[4:])[0])
