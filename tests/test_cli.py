@@ -493,3 +493,13 @@ def test_train_working_spacing_option_sets_the_working_grid():
         build_parser().parse_args(
             ["segment", "m", "x.nii.gz", "-o", "o", "--working-spacing", "1.5"]
         )
+    # --fast: the working grid, an explicit spacing winning
+    for argv, expected in (
+        (["--fast"], (1.5, "skimage")),
+        (["--fast", "--working-spacing", "2"], (2.0, "skimage")),
+        (["--fast", "--slic", "opencv"], (1.5, "opencv")),
+    ):
+        args = build_parser().parse_args([*base, "--preset", "tiny", *argv])
+        params = _new_pipeline(args).get_params()
+        got = (params["superpixels__working_spacing"], params["superpixels__backend"])
+        assert got == expected
