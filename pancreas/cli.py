@@ -435,6 +435,10 @@ def _info(args: argparse.Namespace) -> int:
             f"{training.get('dataset', '?')}, spacing "
             f"{training.get('spacing_min')} - {training.get('spacing_max')} mm"
         )
+    sp = (manifest.get("params") or {}).get("superpixels") or {}
+    working = sp.get("working_spacing")
+    where = "each scan's own" if working is None else f"{working:g} mm in-plane working"
+    lines.append(f"grid:       {where}; SLIC {sp.get('backend', 'skimage')}")
     lines.append("files:")
     for name, entry in sorted(manifest.get("files", {}).items()):
         lines.append(f"  {name}  {entry['bytes']} bytes  sha256 {entry['sha256']}")

@@ -154,6 +154,7 @@ def test_train_segment_evaluate_info(phantom_files, tmp_path):
     info = run("info", model)
     assert info.returncode == 0, info.stderr
     assert f"threshold:  {manifest['threshold']}" in info.stdout
+    assert "grid:       each scan's own; SLIC skimage" in info.stdout
     assert "convnet.keras" in info.stdout
 
     # segment: two good cases and a broken file -> exit 1, the failure listed

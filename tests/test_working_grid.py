@@ -219,7 +219,8 @@ def test_stage_report_on_a_working_grid_compares_with_the_label_as_drawn(
 
 
 @pytest.mark.slow
-def test_model_file_keeps_the_working_grid(working_fitted, tmp_path):
+def test_model_file_keeps_the_working_grid(working_fitted, tmp_path, capsys):
+    from pancreas.cli import main
     from pancreas.persistence import load_pipeline, save_pipeline
 
     pipe, images, _ = working_fitted
@@ -229,3 +230,6 @@ def test_model_file_keeps_the_working_grid(working_fitted, tmp_path):
         2 * images[0].spacing[0]
     )
     np.testing.assert_array_equal(loaded.predict(images[4:])[0], pipe.predict(images[4:])[0])
+    assert main(["info", str(tmp_path / "model")]) == 0
+    spacing = pipe.get_params()["superpixels__working_spacing"]
+    assert f"grid:       {spacing:g} mm in-plane working" in capsys.readouterr().out
