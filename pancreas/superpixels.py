@@ -697,7 +697,12 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
         if not checked:
             self._check_case(rec)
         rec = rec.on_working_grid(self.working_spacing)
-        check_min_size(rec.shape, rec.case_id)
+        if rec.regridded:
+            check_min_size(
+                rec.shape,
+                f"{rec.case_id} (on the {self.working_spacing:g} mm working grid "
+                f"of working_spacing, blocks of {rec.zoom[0]} x {rec.zoom[1]} pixels)",
+            )
         hu = np.asarray(rec.volume.array)
         mask = body_mask(hu, self.body_threshold)
         spacing = (float(rec.spacing[0]), float(rec.spacing[1]))

@@ -152,6 +152,17 @@ def test_superpixels_on_the_working_grid_keep_their_size_in_mm():
     assert gen.optimal_dice([ct], [label])[0] >= 0.9
 
 
+def test_a_working_grid_too_coarse_for_the_scan_is_refused():
+    hu = np.full((12, 12, 2), -1000, np.int16)
+    hu[2:10, 2:10] = 40
+    ct = Volume(hu, np.diag([0.7, 0.7, 2.5, 1.0]))
+    gen = SuperpixelGenerator(working_spacing=1.5).fit()
+    assert gen.set_params(working_spacing=None).transform([ct])[0].n_superpixels > 0
+    gen.set_params(working_spacing=1.5)
+    with pytest.raises(InvalidVolumeError, match="1.5 mm working grid.*6 x 6 voxels"):
+        gen.transform([ct])
+
+
 def test_old_models_work_on_the_scan_grid():
     gen = SuperpixelGenerator()
     state = gen.__getstate__()
