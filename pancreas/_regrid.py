@@ -32,10 +32,14 @@ def block_factors(
 ) -> tuple[int, int]:
     """In-plane block factors that bring ``spacing`` closest to ``working_spacing``.
 
+    The one rule for blocks of whole pixels: the working grid of
+    :class:`~pancreas.superpixels.SuperpixelGenerator` and the block maps of
+    :class:`~pancreas.cascade.RFCascade` both use it.
+
     Parameters
     ----------
     spacing : sequence of float
-        Canonical voxel spacing in mm (axes 0 and 1 are in-plane).
+        Voxel spacing in mm (the first two axes are in-plane).
     working_spacing : float or None
         Wanted in-plane spacing in mm; None keeps the scan's grid.
 
@@ -53,28 +57,27 @@ def block_factors(
     """
     if working_spacing is None:
         return (1, 1)
-    return tuple(  # type: ignore[return-value]
-        max(1, int(np.floor(working_spacing / float(s) + 0.5))) for s in spacing[:2]
-    )
+    fi, fj = (max(1, round(float(working_spacing) / float(s))) for s in spacing[:2])
+    return (fi, fj)
 
 
-def _padded_blocks(
-    array: NDArray, factors: tuple[int, int]
-) -> tuple[NDArray, tuple[int, int, int]]:
-    """The array padded (edge values) to whole blocks, viewed as blocks."""
+def _padded(array: NDArray, factors: tuple[int, int]) -> NDArray:
+    """The array padded along its first two axes (edge values) to whole blocks."""
     f0, f1 = factors
-    n0, n1, n2 = array.shape
-    c0, c1 = -(-n0 // f0), -(-n1 // f1)
-    pad = ((0, c0 * f0 - n0), (0, c1 * f1 - n1), (0, 0))
-    if any(p[1] for p in pad):
+    n0, n1 = array.shape[:2]
+    pad = [(0, -(-n0 // f0) * f0 - n0), (0, -(-n1 // f1) * f1 - n1)]
+    if pad[0][1] or pad[1][1]:
+        pad += [(0, 0)] * (array.ndim - 2)
         array = np.pad(array, pad, mode="edge")
-    return array.reshape(c0, f0, c1, f1, n2), (c0, c1, n2)
+    return array
 
 
 def block_mean(array: NDArray, factors: tuple[int, int]) -> NDArray[np.float32]:
-    """Mean of each in-plane block of ``factors`` voxels, as float32.
+    """Mean over blocks of ``factors`` pixels along the first two axes, float32.
 
-    A partial block at the far edge is padded with its edge values.
+    Block ``(a, b)`` covers pixels ``a * f0 .. a * f0 + f0 - 1`` along axis 0
+    and likewise along axis 1; a partial block at the far edge repeats the
+    edge pixels. Works on a slice or a volume (further axes are kept).
 
     Examples
     --------
@@ -83,8 +86,16 @@ def block_mean(array: NDArray, factors: tuple[int, int]) -> NDArray[np.float32]:
     array([[ 2.5,  4.5],
            [10.5, 12.5]], dtype=float32)
     """
-    blocks, _ = _padded_blocks(np.asarray(array, dtype=np.float32), factors)
-    return blocks.mean(axis=(1, 3), dtype=np.float32)
+    f0, f1 = factors
+    padded = _padded(np.asarray(array, dtype=np.float32), factors)
+    total = np.zeros(
+        (padded.shape[0] // f0, padded.shape[1] // f1, *padded.shape[2:]),
+        dtype=np.float32,
+    )
+    for di in range(f0):  # strided sums: faster than a mean over a 4-D view
+        for dj in range(f1):
+            total += padded[di::f0, dj::f1]
+    return total * np.float32(1.0 / (f0 * f1))
 
 
 def blocks_at_least_half(
@@ -99,9 +110,16 @@ def blocks_at_least_half(
     array([[ True, False],
            [False,  True]])
     """
-    blocks, _ = _padded_blocks(np.asarray(mask, dtype=bool), factors)
-    counts = blocks.sum(axis=(1, 3), dtype=np.int32)
-    return 2 * counts >= factors[0] * factors[1]
+    f0, f1 = factors
+    padded = _padded(np.asarray(mask, dtype=bool), factors)
+    counts = np.zeros(
+        (padded.shape[0] // f0, padded.shape[1] // f1, *padded.shape[2:]),
+        dtype=np.int32,
+    )
+    for di in range(f0):
+        for dj in range(f1):
+            counts += padded[di::f0, dj::f1]
+    return 2 * counts >= f0 * f1
 
 
 def grid_affine(

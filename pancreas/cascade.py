@@ -32,6 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from pancreas._checks import check_any_pancreas
 from pancreas._parallel import parallel_map
+from pancreas._regrid import block_factors, block_mean
 from pancreas._validation import N_JOBS, Interval, _fit_context
 from pancreas.base import VolumeEstimatorMixin
 from pancreas.exceptions import InvalidVolumeError, ModelVersionError
@@ -189,7 +190,7 @@ def _geometry(
     width = box[1].stop - box[1].start
     coarse = (-(-height // steps[0]), -(-width // steps[1]), mask.shape[2])
     spine = _spine_landmarks(hu, mask, box)
-    factor = _block_factor((sx, sy), map_spacing)
+    factor = block_factors((sx, sy), map_spacing)
     return _Geometry(box, z_range, steps, coarse, (sx, sy, sz), spine, factor)
 
 
@@ -206,44 +207,13 @@ _FINE_PATCH_SIZES_MM = (5.0,)
 _FINE_SIGMAS_MM = (1.0,)
 
 
-def _block_factor(
-    spacing: tuple[float, float], map_spacing: float | None
-) -> tuple[int, int]:
-    """Pixels per block along each in-plane axis for a `map_spacing` grid."""
-    if map_spacing is None:
-        return (1, 1)
-    fi, fj = (max(1, round(float(map_spacing) / float(s))) for s in spacing)
-    return (fi, fj)
-
-
-def _block_mean(image: NDArray[Any], factor: tuple[int, int]) -> NDArray[np.float32]:
-    """Mean of `image` over blocks of ``factor`` pixels.
-
-    Block ``(a, b)`` covers pixels ``a * fi .. a * fi + fi - 1`` along axis 0
-    and likewise along axis 1; the last blocks repeat the edge pixels.
-    """
-    fi, fj = factor
-    h, w = image.shape
-    hb, wb = -(-h // fi), -(-w // fj)
-    padded = np.pad(
-        np.asarray(image, dtype=np.float32),
-        ((0, hb * fi - h), (0, wb * fj - w)),
-        mode="edge",
-    )
-    total = np.zeros((hb, wb), dtype=np.float32)
-    for di in range(fi):  # strided sums: faster than a mean over a 4-D view
-        for dj in range(fj):
-            total += padded[di::fi, dj::fj]
-    return total * np.float32(1.0 / (fi * fj))
-
-
 @dataclass
 class _SliceMaps:
     """A slice's intensity and texture maps, the larger scales on blocks.
 
     ``maps[i]`` lies on the slice's pixels when ``on_blocks[i]`` is False,
-    else on blocks of ``factor`` pixels (:func:`_block_mean`). The order is
-    that of :func:`_map_names`.
+    else on blocks of ``factor`` pixels (``pancreas._regrid.block_mean``).
+    The order is that of :func:`_map_names`.
     """
 
     maps: list[NDArray[np.float32]]
@@ -298,8 +268,8 @@ def _feature_maps(
     grids = {False: (image, squared, spacing)}
     if on_blocks:
         grids[True] = (
-            _block_mean(image, factor),
-            _block_mean(squared, factor),
+            block_mean(image, factor),
+            block_mean(squared, factor),
             (spacing[0] * factor[0], spacing[1] * factor[1]),
         )
     maps, blocks = [image], [False]
@@ -385,7 +355,7 @@ def _box_depth(
     inside = np.asarray(body[box[0], box[1]], dtype=bool)
     coarse = factor != (1, 1)
     if coarse:
-        inside = _block_mean(inside, factor) >= 0.5
+        inside = block_mean(inside, factor) >= 0.5
         spacing = (spacing[0] * factor[0], spacing[1] * factor[1])
     # background margin where the box stops short of the image's edge
     pad = (

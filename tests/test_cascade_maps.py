@@ -10,8 +10,6 @@ from scipy import ndimage
 
 from pancreas.cascade import (
     RFCascade,
-    _block_factor,
-    _block_mean,
     _box_depth,
     _feature_maps,
     _level1_names,
@@ -51,22 +49,6 @@ def fine_cohort():
         [c[0] for c in cases]
     )
     return records, [c[1] for c in cases]
-
-
-def test_block_factor_follows_the_pixel_size():
-    assert _block_factor((0.7, 0.7), 1.5) == (2, 2)
-    assert _block_factor((0.5, 0.9), 1.5) == (3, 2)
-    assert _block_factor((2.0, 2.5), 1.5) == (1, 1)  # coarse scans: pixels
-    assert _block_factor((0.7, 0.7), None) == (1, 1)
-
-
-def test_block_mean_is_the_mean_of_each_block_edge_padded():
-    image = np.arange(35, dtype=np.float32).reshape(5, 7)
-    got = _block_mean(image, (2, 3))
-    padded = np.pad(image, ((0, 1), (0, 2)), mode="edge")
-    want = padded.reshape(3, 2, 3, 3).mean(axis=(1, 3))
-    np.testing.assert_allclose(got, want, rtol=1e-6)
-    assert got.dtype == np.float32
 
 
 def test_maps_on_pixels_are_the_filters_themselves():

@@ -24,9 +24,11 @@ from pancreas.superpixels import SuperpixelGenerator
 
 # ------------------------------------------------------------- the block grid
 def test_block_factors_round_to_whole_pixels():
+    # one rule for the working grid and the cascade's block maps
     assert block_factors((0.7, 0.8, 1.0), 1.5) == (2, 2)
     assert block_factors((0.5, 0.98, 5.0), 1.5) == (3, 2)
-    assert block_factors((2.4, 2.4, 3.0), 1.5) == (1, 1)  # already coarse
+    assert block_factors((0.5, 0.9), 1.5) == (3, 2)  # a slice's spacing
+    assert block_factors((2.0, 2.5, 3.0), 1.5) == (1, 1)  # already coarse
     assert block_factors((0.7, 0.7, 1.0), None) == (1, 1)
 
 
@@ -38,6 +40,13 @@ def test_block_mean_averages_whole_blocks_and_pads_the_far_edge():
     np.testing.assert_allclose(out[1, 1], a[2:4, 3:6].mean(axis=(0, 1)), rtol=1e-6)
     # the last row of blocks holds one row of voxels, repeated as padding
     np.testing.assert_allclose(out[3, 0], a[6, 0:3].mean(axis=0), rtol=1e-6)
+    # a slice as well (the cascade's block maps)
+    image = np.arange(35, dtype=np.float32).reshape(5, 7)
+    got = block_mean(image, (2, 3))
+    padded = np.pad(image, ((0, 1), (0, 2)), mode="edge")
+    want = padded.reshape(3, 2, 3, 3).mean(axis=(1, 3))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert got.dtype == np.float32
 
 
 def test_label_blocks_are_those_at_least_half_pancreas():
