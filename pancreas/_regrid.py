@@ -61,15 +61,24 @@ def block_factors(
     return (fi, fj)
 
 
-def _padded(array: NDArray, factors: tuple[int, int]) -> NDArray:
-    """The array padded along its first two axes (edge values) to whole blocks."""
+def _block_sums(array: NDArray, factors: tuple[int, int], dtype: type) -> NDArray:
+    """Sums over blocks of ``factors`` pixels along the first two axes, in ``dtype``.
+
+    A partial block at the far edge is padded with the edge pixels.
+    """
     f0, f1 = factors
     n0, n1 = array.shape[:2]
     pad = [(0, -(-n0 // f0) * f0 - n0), (0, -(-n1 // f1) * f1 - n1)]
     if pad[0][1] or pad[1][1]:
         pad += [(0, 0)] * (array.ndim - 2)
         array = np.pad(array, pad, mode="edge")
-    return array
+    total = np.zeros(
+        (array.shape[0] // f0, array.shape[1] // f1, *array.shape[2:]), dtype=dtype
+    )
+    for di in range(f0):  # strided sums: faster than a sum over a 4-D view
+        for dj in range(f1):
+            total += array[di::f0, dj::f1]
+    return total
 
 
 def block_mean(array: NDArray, factors: tuple[int, int]) -> NDArray[np.float32]:
@@ -86,16 +95,8 @@ def block_mean(array: NDArray, factors: tuple[int, int]) -> NDArray[np.float32]:
     array([[ 2.5,  4.5],
            [10.5, 12.5]], dtype=float32)
     """
-    f0, f1 = factors
-    padded = _padded(np.asarray(array, dtype=np.float32), factors)
-    total = np.zeros(
-        (padded.shape[0] // f0, padded.shape[1] // f1, *padded.shape[2:]),
-        dtype=np.float32,
-    )
-    for di in range(f0):  # strided sums: faster than a mean over a 4-D view
-        for dj in range(f1):
-            total += padded[di::f0, dj::f1]
-    return total * np.float32(1.0 / (f0 * f1))
+    total = _block_sums(np.asarray(array, dtype=np.float32), factors, np.float32)
+    return total * np.float32(1.0 / (factors[0] * factors[1]))
 
 
 def blocks_at_least_half(
@@ -110,16 +111,8 @@ def blocks_at_least_half(
     array([[ True, False],
            [False,  True]])
     """
-    f0, f1 = factors
-    padded = _padded(np.asarray(mask, dtype=bool), factors)
-    counts = np.zeros(
-        (padded.shape[0] // f0, padded.shape[1] // f1, *padded.shape[2:]),
-        dtype=np.int32,
-    )
-    for di in range(f0):
-        for dj in range(f1):
-            counts += padded[di::f0, dj::f1]
-    return 2 * counts >= f0 * f1
+    counts = _block_sums(np.asarray(mask, dtype=bool), factors, np.int32)
+    return 2 * counts >= factors[0] * factors[1]
 
 
 def grid_affine(

@@ -145,11 +145,11 @@ def _check_output(path: str | Path, option: str = "-o/--output") -> Path:
     return check_output_folder(path, option=option)
 
 
-#: What ``pancreas train --fast`` sets: a 1.5 mm in-plane working grid
-#: (512 x 512 x 200 in 15-18 s on 2 cores instead of 31-34 s, and a stage
-#: table as good; OpenCV's SLIC on it was faster still but scored lower: see
+#: The in-plane working grid of ``pancreas train --fast``, in mm (512 x 512 x
+#: 200 in 15-18 s on 2 cores instead of 31-34 s, and a stage table as good;
+#: OpenCV's SLIC on it was faster still but scored lower: see
 #: docs/performance.rst).
-FAST_OPTIONS = {"working_spacing": 1.5}
+FAST_WORKING_SPACING = 1.5
 
 
 def _configure_pipeline(
@@ -166,14 +166,13 @@ def _configure_pipeline(
     available = pipe.get_params()
     if getattr(args, "no_hu_check", False) and "superpixels__check_hu" in available:
         params["superpixels__check_hu"] = False
-    if getattr(args, "fast", False) and args.working_spacing is None:
-        # --fast is shorthand for the working grid; an explicit one wins
-        args.working_spacing = FAST_OPTIONS["working_spacing"]
     if getattr(args, "slic", None) and "superpixels__backend" in available:
         # a missing OpenCV is reported by SuperpixelGenerator.fit, the first
         # thing a fit does, naming pancreas[fast]
         params["superpixels__backend"] = args.slic
     working = getattr(args, "working_spacing", None)
+    if working is None and getattr(args, "fast", False):
+        working = FAST_WORKING_SPACING  # an explicit --working-spacing wins
     if working is not None and "superpixels__working_spacing" in available:
         params["superpixels__working_spacing"] = working or None
     n_jobs = getattr(args, "n_jobs", None)

@@ -61,7 +61,7 @@ from pancreas._regrid import (
     upsample,
 )
 from pancreas.exceptions import InvalidVolumeError
-from pancreas.io import Volume, as_volume
+from pancreas.io import Volume, _canonical_grid, as_volume
 
 __all__ = [
     "CanonicalLabel",
@@ -165,9 +165,7 @@ class CaseRecord:
         """Shape of the scan's own grid in canonical voxel order."""
         if not self.regridded:
             return self.shape
-        return tuple(
-            int(self.native_shape[int(axis)]) for axis in _canonical_axes(self.ornt)
-        )
+        return _canonical_grid(self.native_shape, self.native_affine)[0]
 
     @property
     def full_affine(self) -> NDArray[np.float64]:
@@ -183,8 +181,8 @@ class CaseRecord:
         """Voxel spacing in mm of the scan's own grid, canonical axes."""
         if not self.regridded:
             return self.spacing
-        zooms = np.sqrt((self.full_affine[:3, :3] ** 2).sum(axis=0))
-        return tuple(float(round(z, 6)) for z in zooms)
+        zooms = _canonical_grid(self.native_shape, self.native_affine)[1]
+        return tuple(float(round(z, 6)) for z in zooms)  # as Volume.spacing
 
     def on_working_grid(self, working_spacing: float | None) -> CaseRecord:
         """The case on an in-plane grid of about ``working_spacing`` mm.
@@ -363,14 +361,6 @@ class CaseRecord:
 #: centre, as a share of the image's smallest voxel size, for the label to be
 #: taken as lying on the image's grid.
 GRID_TOLERANCE = 0.05
-
-
-def _canonical_axes(ornt: NDArray[np.float64]) -> list[int]:
-    """For each canonical axis, the native axis it comes from."""
-    axes = [0, 0, 0]
-    for native_axis, (canonical_axis, _) in enumerate(np.asarray(ornt)):
-        axes[int(canonical_axis)] = native_axis
-    return axes
 
 
 def _grid_corners(shape: tuple[int, ...]) -> NDArray[np.float64]:
@@ -660,7 +650,9 @@ def check_sequence(X: Any) -> None:
         )
 
 
-def check_labels(records: list[CaseRecord], y: Any) -> list[NDArray[np.bool_]]:
+def check_labels(
+    records: list[CaseRecord], y: Any, *, full: bool = False
+) -> list[NDArray[np.bool_]]:
     """Check ``y`` against ``records`` and return canonical bool label arrays.
 
     Parameters
@@ -669,6 +661,9 @@ def check_labels(records: list[CaseRecord], y: Any) -> list[NDArray[np.bool_]]:
         The cases, as returned by :func:`as_records`.
     y : sequence
         One label volume per case, on that case's own grid.
+    full : bool, default=False
+        For a record on a working grid, the label on the scan's grid rather
+        than on the working grid (see :meth:`CaseRecord.label_array`).
 
     Returns
     -------
@@ -695,4 +690,4 @@ def check_labels(records: list[CaseRecord], y: Any) -> list[NDArray[np.bool_]]:
         raise InvalidVolumeError(
             f"X has {len(records)} cases but y has {len(y)} label volumes"
         )
-    return [rec.label_array(y[i]) for i, rec in enumerate(records)]
+    return [rec.label_array(y[i], full=full) for i, rec in enumerate(records)]

@@ -561,9 +561,8 @@ class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
         shape = record.full_shape
         out = []
         if mask:
-            inside = self._threshold(values)
-            out.append(record.to_native(_in_volume(shape, box, inside, bool)))
-            out[-1] = out[-1].astype(np.uint8)
+            inside = _in_volume(shape, box, self._threshold(values), np.uint8)
+            out.append(record.to_native(inside))
         if proba:
             out.append(record.to_native(_in_volume(shape, box, values, np.float32)))
         return out
@@ -671,10 +670,10 @@ class GaussianRefiner(VolumeEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         records = as_records(X)
-        check_labels(records, y)  # every label checked before any work
-        scores = []
-        for i, rec in enumerate(records):
-            # on the scan's own grid, also for a record on a working grid
-            mask = self._full_mask(rec)
-            scores.append(dice_score(mask, rec.label_array(y[i], full=True)))
+        # on the scan's own grid, also for a record on a working grid
+        labels = check_labels(records, y, full=True)
+        scores = [
+            dice_score(self._full_mask(rec), lab)
+            for rec, lab in zip(records, labels, strict=True)
+        ]
         return float(np.mean(scores))

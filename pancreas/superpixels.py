@@ -665,44 +665,56 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
 
         check_is_fitted(self)
         records = as_records(X)
-        check_labels(records, y)  # every label checked before any work
+        # on the scan's own grid, also where the superpixels are on a working grid
+        labels = check_labels(records, y, full=True)
         scores = []
-        for i, rec in enumerate(records):
+        for rec, lab in zip(records, labels, strict=True):
             if rec.superpixels is None:
                 rec = self._transform_one(rec)
-            # on a working grid: its superpixels over the scan's own voxels
-            lab = rec.label_array(y[i], full=True)
             mask = optimal_superpixel_mask(rec.to_full(rec.superpixels), lab)
             scores.append(dice_score(lab, mask))
         return np.asarray(scores, dtype=np.float64)
 
     def _check_case(self, rec: CaseRecord) -> None:
-        """Refuse (or warn about) a case the method cannot segment."""
+        """Refuse (or warn about) a case the method cannot segment.
+
+        A case already on a working grid (the streamed fit regrids before
+        storing) is judged by its scan's spacing and size, and by the working
+        grid's slices.
+        """
         hu = np.asarray(rec.volume.array)
         if hu.ndim != 3:
             raise InvalidVolumeError(
                 f"{rec.case_id}: expected a 3D CT, got shape {hu.shape}; pass "
                 "one 3D volume per case"
             )
-        check_min_size(hu.shape, rec.case_id)
+        self._check_slice_size(rec)
         check_finite(hu, rec.case_id)
         check_not_constant(hu, rec.case_id, air_below=float(self.body_threshold))
         if self.check_hu:
             check_hounsfield(hu, rec.case_id)
         if self.check_spacing:
-            warn_spacing(rec.spacing, rec.case_id)
-        check_memory(hu.shape, rec.case_id)
+            warn_spacing(rec.full_spacing, rec.case_id)
+        check_memory(rec.full_shape, rec.case_id)
+
+    def _check_slice_size(self, rec: CaseRecord) -> None:
+        """Refuse slices too small to segment, naming a working grid's blocks."""
+        name = rec.case_id
+        if rec.regridded:
+            # the record may come regridded from elsewhere (the streamed fit)
+            grid_mm = self.working_spacing or rec.spacing[0]
+            name += (
+                f" (on the {grid_mm:g} mm working grid of "
+                f"working_spacing, blocks of {rec.zoom[0]} x {rec.zoom[1]} pixels)"
+            )
+        check_min_size(rec.shape, name)
 
     def _transform_one(self, rec: CaseRecord, checked: bool = False) -> CaseRecord:
         if not checked:
             self._check_case(rec)
         rec = rec.on_working_grid(self.working_spacing)
         if rec.regridded:
-            check_min_size(
-                rec.shape,
-                f"{rec.case_id} (on the {self.working_spacing:g} mm working grid "
-                f"of working_spacing, blocks of {rec.zoom[0]} x {rec.zoom[1]} pixels)",
-            )
+            self._check_slice_size(rec)
         hu = np.asarray(rec.volume.array)
         mask = body_mask(hu, self.body_threshold)
         spacing = (float(rec.spacing[0]), float(rec.spacing[1]))
