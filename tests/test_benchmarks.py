@@ -205,3 +205,23 @@ def test_precision_check_script_small(tmp_path: Path) -> None:
     assert len(spread["dice_truth"]) == len(spread["dice_vs_first"]) == 2
     assert all(0 <= d <= 1 for d in spread["dice_truth"] + spread["dice_vs_first"])
     assert "ConvNet random_state 1" in stdout
+
+
+def test_bench_working_grid_small(tmp_path: Path, tiny_fitted) -> None:
+    from pancreas.persistence import save_pipeline
+
+    save_pipeline(tiny_fitted, tmp_path / "model")
+    out = tmp_path / "wg.json"
+    run_script(
+        "bench_working_grid.py", "--small", "--models", str(tmp_path / "model"),
+        "--json", str(out),
+    )
+    data = json.loads(out.read_text())
+    scan, work = data["optimal"][0], data["optimal"][1]
+    assert scan["working_spacing"] is None and positive(work["working_spacing"])
+    for row in data["optimal"]:
+        assert 0.0 <= row["optimal_dice"] <= 1.0 and positive(row["n_superpixels"])
+    # the model on its own grid (the scan's) and on the working grid
+    assert [r["run_on"] for r in data["models"]] == [None, work["working_spacing"]]
+    for row in data["models"]:
+        assert 0.0 <= row["means"]["G(P(x)) Ns=4"] <= 1.0
