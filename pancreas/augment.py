@@ -1,4 +1,8 @@
-"""Random thin-plate-spline deformations of 2D patches (Roth et al. 2015, 2.2).
+"""Training augmentations of 2D patches: thin-plate-spline deformations and intensity.
+
+Random thin-plate-spline deformations are the paper's (Roth et al. 2015,
+2.2); random intensity changes (:class:`RandomIntensity`) go past it, for
+scans whose contrast phase, scanner and noise differ from the training set's.
 
 A regular ``g`` x ``g`` grid of control points ``omega_i`` over the patch is
 moved by random displacements ``D_i``; the dense displacement field is the
@@ -29,6 +33,7 @@ from keras import ops
 from numpy.typing import NDArray
 
 __all__ = [
+    "RandomIntensity",
     "RandomThinPlateSpline",
     "tps_control_points",
     "tps_warp",
@@ -315,5 +320,96 @@ class RandomThinPlateSpline(keras.layers.Layer):
             magnitude=self.magnitude,
             distribution=self.distribution,
             seed=self.seed,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="pancreas")
+class RandomIntensity(keras.layers.Layer):
+    """Random brightness, contrast and noise of windowed patches, in training only.
+
+    For patches of HU windowed to [0, 1], each example gets a brightness
+    shift ``b``, uniform in ``[-shift, shift]``, a contrast factor ``c``,
+    log-uniform in ``[1 / (1 + contrast), 1 + contrast]`` (about the window's
+    centre), and Gaussian noise of a standard deviation uniform in ``[0,
+    noise]``, then is clipped to the window again::
+
+        x' = clip((x - 0.5) * c + 0.5 + b + noise, 0, 1)
+
+    A shift of 0.1 on a 400 HU window moves every tissue by up to 40 HU, about
+    the difference in pancreatic enhancement between contrast phases. Like
+    :class:`RandomThinPlateSpline` the layer is the identity at inference.
+
+    Parameters
+    ----------
+    shift : float, default=0.0
+        Largest brightness shift, in window units (0-1).
+    contrast : float, default=0.0
+        Largest relative contrast change (0: none; 0.2: factors 0.83-1.2).
+    noise : float, default=0.0
+        Largest noise standard deviation, in window units.
+    seed : int or None, default=None
+        Seed of the layer's :class:`keras.random.SeedGenerator`.
+    **kwargs
+        Passed to :class:`keras.layers.Layer`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pancreas.augment import RandomIntensity
+    >>> layer = RandomIntensity(shift=0.1, contrast=0.2, noise=0.02, seed=0)
+    >>> x = np.full((2, 8, 8, 1), 0.5, "float32")
+    >>> bool(np.all(np.asarray(layer(x)) == x))  # inference: identity
+    True
+    >>> y = np.asarray(layer(x, training=True))
+    >>> bool(0.0 <= y.min() and y.max() <= 1.0 and not np.allclose(y, x))
+    True
+    """
+
+    def __init__(
+        self,
+        shift: float = 0.0,
+        contrast: float = 0.0,
+        noise: float = 0.0,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        for name, value in (("shift", shift), ("contrast", contrast), ("noise", noise)):
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        self.shift = float(shift)
+        self.contrast = float(contrast)
+        self.noise = float(noise)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        if not training or not (self.shift or self.contrast or self.noise):
+            return inputs
+        per_example = (ops.shape(inputs)[0], 1, 1, 1)
+
+        def uniform(low: float, high: float) -> Any:
+            return keras.random.uniform(
+                per_example, minval=low, maxval=high, seed=self.seed_generator
+            )
+
+        log_c = float(np.log1p(self.contrast))
+        factor = ops.exp(uniform(-log_c, log_c))
+        x = (inputs - 0.5) * factor + 0.5 + uniform(-self.shift, self.shift)
+        if self.noise:
+            sigma = uniform(0.0, self.noise)
+            x = x + sigma * keras.random.normal(
+                ops.shape(inputs), seed=self.seed_generator
+            )
+        return ops.clip(x, 0.0, 1.0)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            shift=self.shift, contrast=self.contrast, noise=self.noise, seed=self.seed
         )
         return config

@@ -52,6 +52,7 @@ def build_convnet(
     *,
     tps_grid_size: int = 4,
     tps_magnitude: float = 0.05,
+    intensity: tuple[float, float, float] = (0.0, 0.0, 0.0),
     seed: int | None = None,
 ) -> Any:
     """Build (uncompiled) the superpixel ConvNet of Roth et al. (2015), Fig. 4.
@@ -74,6 +75,10 @@ def build_convnet(
     tps_magnitude : float, default=0.05
         Its displacement size as a fraction of the patch size; 0 leaves the
         augmentation layer out.
+    intensity : (float, float, float), default=(0, 0, 0)
+        Brightness shift, contrast change and noise of the intensity
+        augmentation layer (:class:`pancreas.augment.RandomIntensity`, in
+        window units); all 0 leaves it out.
     seed : int or None, default=None
         Seeds of the augmentation and dropout layers.
 
@@ -101,7 +106,7 @@ def build_convnet(
     """
     import keras
 
-    from pancreas.augment import RandomThinPlateSpline
+    from pancreas.augment import RandomIntensity, RandomThinPlateSpline
 
     filters = [int(f) for f in filters]
     if not filters:
@@ -112,6 +117,11 @@ def build_convnet(
     if tps_magnitude > 0:
         x = RandomThinPlateSpline(
             grid_size=tps_grid_size, magnitude=tps_magnitude, seed=seed, name="tps"
+        )(x)
+    if any(intensity):
+        shift, contrast, noise = (float(v) for v in intensity)
+        x = RandomIntensity(
+            shift, contrast, noise, seed=None if seed is None else seed + 100, name="intensity"
         )(x)
     for i, n_filters in enumerate(filters):
         x = keras.layers.Conv2D(
@@ -510,6 +520,17 @@ class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
     tps_magnitude : float, default=0.05
         Control-point displacements, uniform in +-``tps_magnitude`` times the
         patch size (0 disables the deformations).
+    intensity_shift : float, default=0.0
+        Intensity augmentation (not in the paper): the largest brightness
+        shift in HU, drawn per training patch (see
+        :class:`pancreas.augment.RandomIntensity`). Scans of other contrast
+        phases and scanners than the training set's differ by tens of HU.
+    intensity_contrast : float, default=0.0
+        The largest relative contrast change per training patch (0.2:
+        factors 0.83-1.2 about the window's centre).
+    intensity_noise : float, default=0.0
+        The largest standard deviation, in HU, of the Gaussian noise added to
+        a training patch.
     epochs : int, default=100
         Maximum number of epochs (paper: 100).
     batch_size : int, default=128
@@ -619,6 +640,9 @@ class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "tps_grid_size": [Interval(Integral, 2, None, closed="left")],
         "tps_magnitude": [Interval(Real, 0, 0.5, closed="both")],
+        "intensity_shift": [Interval(Real, 0, None, closed="left")],
+        "intensity_contrast": [Interval(Real, 0, 1, closed="both")],
+        "intensity_noise": [Interval(Real, 0, None, closed="left")],
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "predict_batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -646,6 +670,9 @@ class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         dropout: float = 0.5,
         tps_grid_size: int = 4,
         tps_magnitude: float = 0.05,
+        intensity_shift: float = 0.0,
+        intensity_contrast: float = 0.0,
+        intensity_noise: float = 0.0,
         epochs: int = 100,
         batch_size: int = 128,
         predict_batch_size: int = 512,
@@ -669,6 +696,9 @@ class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
         self.dropout = dropout
         self.tps_grid_size = tps_grid_size
         self.tps_magnitude = tps_magnitude
+        self.intensity_shift = intensity_shift
+        self.intensity_contrast = intensity_contrast
+        self.intensity_noise = intensity_noise
         self.epochs = epochs
         self.batch_size = batch_size
         self.predict_batch_size = predict_batch_size
@@ -841,6 +871,7 @@ class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
             self.dropout,
             tps_grid_size=self.tps_grid_size,
             tps_magnitude=self.tps_magnitude,
+            intensity=self._intensity_in_window(hu_window),
             seed=seed,
         )
         model.compile(
@@ -911,7 +942,9 @@ class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
                 f"patch_size={self.patch_size} is smaller than "
                 f"tps_grid_size={self.tps_grid_size}"
             )
-        return scales, (float(window[0]), float(window[1]))
+        hu_window = (float(window[0]), float(window[1]))
+        self._intensity_in_window(hu_window)  # raises on shifts wider than the window
+        return scales, hu_window
 
     def _split(
         self,
@@ -1013,8 +1046,29 @@ class SuperpixelConvNet(VolumeEstimatorMixin, TransformerMixin, BaseEstimator):
             state["_model_keras_bytes"] = _model_to_bytes(model)
         return state
 
+    def _intensity_in_window(
+        self, hu_window: tuple[float, float]
+    ) -> tuple[float, float, float]:
+        """The intensity augmentation in window units (shift, contrast, noise)."""
+        width = hu_window[1] - hu_window[0]
+        shift = float(self.intensity_shift) / width
+        noise = float(self.intensity_noise) / width
+        if shift > 1 or noise > 1:
+            raise ValueError(
+                f"intensity_shift={self.intensity_shift} and intensity_noise="
+                f"{self.intensity_noise} HU must be at most the HU window's width "
+                f"({width:g} HU)"
+            )
+        return shift, float(self.intensity_contrast), noise
+
     def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
+        # models saved before the intensity augmentation trained without it
+        state = {
+            "intensity_shift": 0.0,
+            "intensity_contrast": 0.0,
+            "intensity_noise": 0.0,
+            **state,
+        }
         data = state.pop("_model_keras_bytes", None)
         if data is not None:
             state["model_"] = _model_from_bytes(data)

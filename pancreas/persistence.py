@@ -116,6 +116,7 @@ KERAS_ALLOWED: frozenset[tuple[str | None, str]] = frozenset(
         ("keras.initializers", "Zeros"),
         ("keras.optimizers", "Adam"),
         ("pancreas.augment", "RandomThinPlateSpline"),
+        ("pancreas.augment", "RandomIntensity"),
     }
 )
 #: The members a ``.keras`` archive may hold.

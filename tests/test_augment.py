@@ -12,6 +12,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 keras = pytest.importorskip("keras")
 
 from pancreas.augment import (  # noqa: E402
+    RandomIntensity,
     RandomThinPlateSpline,
     tps_control_points,
     tps_warp,
@@ -173,3 +174,64 @@ def test_backend_agnostic_source():
     code = src.read_text()
     assert not re.search(r"^\s*(import|from)\s+(tensorflow|jax|torch)\b", code, re.M)
     assert not re.search(r"\b(tf|jnp|jax|torch)\.", code)
+
+
+# --------------------------------------------------------------------------- #
+# RandomIntensity
+# --------------------------------------------------------------------------- #
+def _mid_grey(n: int = 16) -> np.ndarray:
+    """Patches of values in [0.3, 0.7]: away from the window's clipping."""
+    return np.random.default_rng(9).uniform(0.3, 0.7, (n, 12, 12, 1)).astype(np.float32)
+
+
+def test_intensity_is_identity_at_inference_and_without_changes():
+    img = _mid_grey()
+    layer = RandomIntensity(shift=0.1, contrast=0.2, noise=0.05, seed=0)
+    assert_array_equal(_np(layer(img)), img)
+    assert_array_equal(_np(RandomIntensity(seed=0)(img, training=True)), img)
+
+
+def test_intensity_shift_is_one_offset_per_patch_within_bounds():
+    img = _mid_grey()
+    out = _np(RandomIntensity(shift=0.1, seed=1)(img, training=True))
+    offset = (out - img).reshape(len(img), -1)
+    assert_allclose(offset, offset[:, :1].repeat(offset.shape[1], axis=1), atol=1e-6)
+    assert np.abs(offset).max() <= 0.1 + 1e-6
+    assert np.unique(offset[:, 0].round(5)).size == len(img)  # per patch
+
+
+def test_intensity_contrast_scales_about_the_window_centre():
+    img = _mid_grey()
+    out = _np(RandomIntensity(contrast=0.2, seed=2)(img, training=True))
+    factor = ((out - 0.5) / (img - 0.5)).reshape(len(img), -1)
+    assert_allclose(factor, factor[:, :1].repeat(factor.shape[1], axis=1), rtol=1e-3)
+    assert factor.min() >= 1 / 1.2 - 1e-4 and factor.max() <= 1.2 + 1e-4
+    assert factor[:, 0].std() > 0.01
+
+
+def test_intensity_noise_varies_per_pixel_up_to_its_bound():
+    img = np.full((64, 32, 32, 1), 0.5, np.float32)
+    out = _np(RandomIntensity(noise=0.04, seed=3)(img, training=True))
+    sd = (out - img).reshape(len(img), -1).std(axis=1)
+    assert sd.max() <= 0.04 * 1.15 and sd.max() > 0.02 and sd.min() < 0.02
+
+
+def test_intensity_stays_in_the_window_and_is_seeded():
+    img = np.random.default_rng(4).random((4, 16, 16, 1)).astype(np.float32)
+    first = _np(RandomIntensity(0.3, 0.5, 0.1, seed=5)(img, training=True))
+    assert first.min() >= 0.0 and first.max() <= 1.0
+    assert (first == 0).any() and (first == 1).any()  # clipped, as the window does
+    again = _np(RandomIntensity(0.3, 0.5, 0.1, seed=5)(img, training=True))
+    assert_array_equal(again, first)
+
+
+def test_intensity_config_round_trip_and_bad_arguments():
+    layer = RandomIntensity(shift=0.1, contrast=0.2, noise=0.03, seed=4, name="intensity")
+    clone = RandomIntensity.from_config(layer.get_config())
+    assert (clone.shift, clone.contrast, clone.noise, clone.seed) == (0.1, 0.2, 0.03, 4)
+    assert keras.saving.get_registered_object("pancreas>RandomIntensity") is RandomIntensity
+    for name in ("shift", "contrast", "noise"):
+        with pytest.raises(ValueError, match=name):
+            RandomIntensity(**{name: -0.1})
+        with pytest.raises(ValueError, match=name):
+            RandomIntensity(**{name: 1.5})

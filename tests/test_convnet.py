@@ -117,6 +117,9 @@ def test_sklearn_conventions():
         ({"scales": (1.0, -2.0)}, "scales"),
         ({"hu_window": (100, -100)}, "hu_window"),
         ({"filters": ()}, "filters"),
+        ({"intensity_contrast": 2.0}, "intensity_contrast"),
+        ({"intensity_shift": 500.0}, "intensity_shift=500.*window's width"),
+        ({"intensity_noise": -1.0}, "intensity_noise"),
     ],
 )
 def test_invalid_params_rejected_at_fit(cases, params, match):
@@ -303,3 +306,27 @@ def test_fit_leaves_the_process_random_state_alone(cases):
     random.seed(1234)
     SuperpixelConvNet(**{**TINY, "epochs": 1}).fit(X, y)
     assert random.random() == expected
+
+
+@pytest.mark.slow
+def test_intensity_augmentation_trains_and_survives_a_round_trip(cases, fitted, tmp_path):
+    import keras
+
+    from pancreas.convnet import SuperpixelConvNet
+
+    assert "intensity" not in [layer.name for layer in fitted.model_.layers]
+    X, y = cases
+    net = SuperpixelConvNet(
+        **TINY, intensity_shift=40.0, intensity_contrast=0.2, intensity_noise=8.0
+    ).fit(X, y)
+    layer = net.model_.get_layer("intensity")
+    # HU in the default 400 HU window's units
+    assert (layer.shift, layer.contrast, layer.noise) == (0.1, 0.2, 0.02)
+    assert net.history_["loss"] != fitted.history_["loss"]
+    proba = net.transform(X[:1])[0].convnet_proba
+    positives = _positives(X[0], y[0])
+    assert proba[positives].mean() > proba[~positives].mean() + 0.2
+    net.save_model(tmp_path / "net.keras")
+    model = keras.saving.load_model(tmp_path / "net.keras", safe_mode=True)
+    assert model.get_layer("intensity").get_config()["shift"] == 0.1
+    assert_array_equal(pickle.loads(pickle.dumps(net)).transform(X[:1])[0].convnet_proba, proba)

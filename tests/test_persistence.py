@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from numpy.testing import assert_array_equal
 import pytest
 from sklearn.exceptions import NotFittedError
 
@@ -591,6 +592,22 @@ def test_the_saved_network_is_within_the_allow_list(model):
     # still loads (the round trip above checks its predictions).
     _rewrite_keras(model, lambda config: None)
     assert load_pipeline(model).named_steps["convnet"].model_ is not None
+
+
+@pytest.mark.slow
+def test_intensity_augmented_network_round_trips(tiny_cohort, tmp_path):
+    pytest.importorskip("keras")
+    from pancreas.pipeline import make_roth2015_pipeline
+
+    images, labels = tiny_cohort
+    pipe = make_roth2015_pipeline(preset="tiny", random_state=0).set_params(
+        convnet__intensity_shift=40.0, convnet__intensity_noise=8.0
+    )
+    pipe.fit(images[:3], labels[:3], X_val=images[3:4], y_val=labels[3:4])
+    loaded = load_pipeline(save_pipeline(pipe, tmp_path / "model"))
+    layer = loaded.named_steps["convnet"].model_.get_layer("intensity")
+    assert (layer.shift, layer.noise) == (0.1, 0.02)
+    assert_array_equal(loaded.predict_proba(images[4:])[0], pipe.predict_proba(images[4:])[0])
 
 
 def test_safe_library_floors_match_pyproject():
