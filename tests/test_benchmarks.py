@@ -225,3 +225,27 @@ def test_bench_working_grid_small(tmp_path: Path, tiny_fitted) -> None:
     assert [r["run_on"] for r in data["models"]] == [None, work["working_spacing"]]
     for row in data["models"]:
         assert 0.0 <= row["means"]["G(P(x)) Ns=4"] <= 1.0
+
+
+def test_diagnose_real_ct(tmp_path: Path, tiny_fitted, shared_data: Path) -> None:
+    from pancreas.persistence import save_pipeline
+
+    save_pipeline(tiny_fitted, tmp_path / "model")
+    out = tmp_path / "diag.json"
+    stdout = run_script(
+        "diagnose_real_ct.py", "--model", str(tmp_path / "model"),
+        "--data", str(shared_data / "totalseg_case1"),
+        "--dicom", str(shared_data / "totalseg_case2_dicom"), "--json", str(out),
+    )
+    case1 = json.loads(out.read_text())["case1"]
+    assert 0.0 <= case1["dice"] <= 1.0 and 0.0 <= case1["s_rf_recall"] <= 1.0
+    # TotalSegmentator's pancreas: 695 voxels of 27 mm^3
+    assert case1["truth"]["volume_ml"] == round(695 * 27 / 1000, 1)
+    assert case1["truth"]["slices"] > 0
+    assert set(case1["organ_hu_quartiles"]) == {
+        "pancreas", "spleen", "liver", "kidney right", "kidney left"
+    }
+    for q25, q50, q75 in case1["organ_hu_quartiles"].values():
+        assert -1000 < q25 <= q50 <= q75 < 1000
+    assert "case2 (totalseg_case2_dicom" in stdout
+    assert json.loads(out.read_text())["case2"]["volume_ml"] >= 0
