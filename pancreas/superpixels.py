@@ -275,17 +275,6 @@ def _slice_superpixels(
     return box, out, int(renumber[-1])
 
 
-def _slice_task(
-    item: tuple[NDArray[Any], NDArray[np.bool_]],
-    spacing: tuple[float, float],
-    options: dict[str, Any],
-) -> tuple[tuple[slice, slice] | None, NDArray[np.unsignedinteger] | None, int]:
-    """:func:`_slice_superpixels` of one ``(hu_slice, mask_slice)`` work item."""
-    if options["backend"] == "opencv":
-        _import_cv2().setNumThreads(1)  # a worker process has its own setting
-    return _slice_superpixels(item[0], item[1], spacing, **options)
-
-
 def _slic_skimage(
     image: NDArray[np.float32],
     spacing: tuple[float, float],
@@ -738,17 +727,16 @@ class SuperpixelGenerator(VolumeEstimatorMixin, TransformerMixin, BaseEstimator)
             "backend": self.backend,
         }
 
+        def one_slice(k: int) -> tuple[Any, Any, int]:
+            return _slice_superpixels(hu[:, :, k], mask[:, :, k], spacing, **options)
+
         with _one_opencv_thread(self.backend):
-            # in processes: scikit-image's SLIC holds the GIL, so threads do
-            # not run slices side by side; each task carries its own slice
             results = parallel_map(
-                _slice_task,
-                [(hu[:, :, k], mask[:, :, k]) for k in range(hu.shape[2])],
+                one_slice,
+                range(hu.shape[2]),
                 n_jobs=self.n_jobs,
-                prefer="processes",
                 verbose=self.verbose,
                 desc=f"superpixels {rec.case_id}",
-                args=(spacing, options),
             )
         superpixels = np.zeros(hu.shape, dtype=np.int32)
         offset = 0

@@ -6,7 +6,6 @@ import pickle
 import sys
 import types
 
-import joblib
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -160,44 +159,9 @@ def test_opencv_runs_on_one_thread_and_restores_the_setting(ct, monkeypatch, n_j
 
     monkeypatch.setattr(cv2.ximgproc, "createSuperpixelSLIC", spy)
     before = cv2.getNumThreads()
-    # slices in threads of this process, where the spy sees them (by default
-    # n_jobs=2 runs them in worker processes)
-    with joblib.parallel_config(backend="threading"):
-        SuperpixelGenerator(backend="opencv", n_jobs=n_jobs).fit_transform([ct[0]])
+    SuperpixelGenerator(backend="opencv", n_jobs=n_jobs).fit_transform([ct[0]])
     assert seen and set(seen) == {1}
     assert cv2.getNumThreads() == before
-
-
-@needs_opencv
-def test_a_slice_task_sets_its_worker_to_one_opencv_thread(ct):
-    from pancreas.superpixels import _slice_task
-
-    before = cv2.getNumThreads()
-    try:
-        cv2.setNumThreads(2)
-        hu = np.asarray(ct[0].array)[:, :, 1]
-        options = {
-            "superpixel_area": 40.0,
-            "compactness": 0.2,
-            "hu_window": (-160.0, 240.0),
-            "sigma": 0.0,
-            "max_num_iter": 5,
-            "backend": "opencv",
-        }
-        _, labels, n = _slice_task((hu, hu > -500), ct[0].spacing[:2], options)
-        assert n > 0 and labels.max() == n
-        assert cv2.getNumThreads() == 1  # as in a worker process
-    finally:
-        cv2.setNumThreads(before)
-
-
-def test_slices_in_processes_equal_slices_in_this_process(ct):
-    serial = SuperpixelGenerator(n_jobs=1).fit_transform([ct[0]])[0]
-    spread = SuperpixelGenerator(n_jobs=2).fit_transform([ct[0]])[0]
-    np.testing.assert_array_equal(serial.superpixels, spread.superpixels)
-    with joblib.parallel_config(backend="threading"):
-        threads = SuperpixelGenerator(n_jobs=2).fit_transform([ct[0]])[0]
-    np.testing.assert_array_equal(serial.superpixels, threads.superpixels)
 
 
 def test_transform_returns_new_records(ct):
