@@ -23,7 +23,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import sys
@@ -32,13 +31,12 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from nibabel.processing import resample_from_to
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _bench_utils import write_json  # noqa: E402
 
-from pancreas.metrics import dice_score  # noqa: E402
+from pancreas.metrics import dice_score, pairwise_dice_on_first_grid  # noqa: E402
 from pancreas.persistence import load_pipeline  # noqa: E402
 from pancreas.phantom import make_phantom_cohort  # noqa: E402
 
@@ -74,11 +72,8 @@ def spacing_check(pipe, seed: int, spacings: list[tuple[float, float, float]]) -
         mask = pipe.predict([ct])[0]
         truth_dice.append(round(dice_score(np.asarray(label.array) > 0, mask), 3))
         masks.append(nib.Nifti1Image(mask.astype(np.uint8), ct.affine))
-    ref = masks[0]
-    on_ref = [np.asarray(resample_from_to(m, ref, order=0).dataobj) > 0 for m in masks]
     pairs = {
-        f"{i}-{j}": round(dice_score(on_ref[i], on_ref[j]), 3)
-        for i, j in itertools.combinations(range(len(masks)), 2)
+        f"{i}-{j}": round(d, 3) for (i, j), d in pairwise_dice_on_first_grid(masks).items()
     }
     return {"dice_vs_truth": truth_dice, "pairwise_dice": pairs}
 

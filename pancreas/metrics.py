@@ -69,6 +69,7 @@ __all__ = [
     "evaluate_segmentation",
     "hausdorff_distance_95",
     "jaccard_score",
+    "pairwise_dice_on_first_grid",
     "precision_score",
     "recall_score",
     "surface_dice",
@@ -390,6 +391,50 @@ def dice_score(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     0.5
     """
     return _overlap(*_as_masks(y_true, y_pred))["dice"]
+
+
+def pairwise_dice_on_first_grid(masks: Sequence[Any]) -> dict[tuple[int, int], float]:
+    """Dice of every pair of masks on different grids, on the grid of the first.
+
+    For masks of the same anatomy saved on different voxel grids (the same
+    patient reconstructed at several spacings, say): each mask is resampled
+    onto the first one's grid by nearest neighbour (nibabel's
+    ``resample_from_to``, order 0), then every pair is compared.
+
+    Parameters
+    ----------
+    masks : sequence of nibabel images
+        Two or more masks with their affines; any non-zero voxel is
+        foreground.
+
+    Returns
+    -------
+    dict
+        ``{(i, j): Dice}`` for every pair ``i < j``, in order.
+
+    Examples
+    --------
+    >>> import nibabel as nib
+    >>> import numpy as np
+    >>> from pancreas.metrics import pairwise_dice_on_first_grid
+    >>> fine = np.zeros((8, 8, 8), np.uint8); fine[2:6, 2:6, 2:6] = 1
+    >>> coarse = fine[::2, ::2, ::2]  # the same cube on 2 mm voxels
+    >>> shifted = np.roll(fine, 1, axis=0)  # moved by 1 mm
+    >>> two_mm = np.diag([2.0, 2.0, 2.0, 1.0]); two_mm[:3, 3] = 0.5  # voxel centres
+    >>> images = [nib.Nifti1Image(fine, np.eye(4)), nib.Nifti1Image(coarse, two_mm),
+    ...           nib.Nifti1Image(shifted, np.eye(4))]
+    >>> pairwise_dice_on_first_grid(images)
+    {(0, 1): 1.0, (0, 2): 0.75, (1, 2): 0.75}
+    """
+    from nibabel.processing import resample_from_to
+
+    on_first = [
+        np.asarray(resample_from_to(m, masks[0], order=0).dataobj) != 0 for m in masks
+    ]
+    return {
+        (i, j): dice_score(on_first[i], on_first[j])
+        for i, j in itertools.combinations(range(len(masks)), 2)
+    }
 
 
 def jaccard_score(y_true: ArrayLike, y_pred: ArrayLike) -> float:

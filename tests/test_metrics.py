@@ -605,3 +605,24 @@ def test_docs_metrics_page_numbers_are_current():
     text = page.read_text()
     for row in ("0.318", "0.646", "5.58", "2.35", "0.221", "0.457", "6.02", "3.16"):
         assert f"     - {row}" in text
+
+
+def test_pairwise_dice_on_first_grid_resamples_onto_the_first():
+    import nibabel as nib
+
+    from pancreas.metrics import pairwise_dice_on_first_grid
+
+    fine = np.zeros((10, 10, 6), np.uint8)
+    fine[2:8, 2:8, 2:4] = 1
+    coarse = fine[::2, ::2, :]  # 2 mm in-plane, voxel centres at 0.5, 2.5, ...
+    affine = np.diag([2.0, 2.0, 1.0, 1.0])
+    affine[:2, 3] = 0.5
+    empty = np.zeros_like(fine)
+    images = [
+        nib.Nifti1Image(fine, np.eye(4)),
+        nib.Nifti1Image(coarse, affine),
+        nib.Nifti1Image(empty, np.eye(4)),
+    ]
+    pairs = pairwise_dice_on_first_grid(images)
+    assert list(pairs) == [(0, 1), (0, 2), (1, 2)]
+    assert pairs[(0, 1)] == 1.0 and pairs[(0, 2)] == 0.0 and pairs[(1, 2)] == 0.0
