@@ -618,11 +618,16 @@ def test_pancreas_variants():
     ref_ct, ref, _ = _fcase(shape=(96, 96, 24))
     fat_ct, fatty, _ = _fcase(shape=(96, 96, 24), pancreas_variant="fatty-atrophic")
     _, bulky, _ = _fcase(shape=(96, 96, 24), pancreas_variant="bulky-head")
-    v_ref, v_fat, v_bulky = (_volume_ml(v) for v in (ref, fatty, bulky))
+    steat_ct, steat, _ = _fcase(shape=(96, 96, 24), pancreas_variant="fatty")
+    v_ref, v_fat, v_bulky, v_steat = (
+        _volume_ml(v) for v in (ref, fatty, bulky, steat)
+    )
     assert v_fat < 0.7 * v_ref < v_ref < v_bulky
-    assert np.median(fat_ct.array[fatty.array > 0]) < np.median(
-        ref_ct.array[ref.array > 0]
-    ) - 15
+    # steatosis darkens the gland without shrinking it
+    assert 0.8 * v_ref < v_steat < 1.25 * v_ref
+    ref_hu = np.median(ref_ct.array[ref.array > 0])
+    for ct, label in ((fat_ct, fatty), (steat_ct, steat)):
+        assert np.median(ct.array[label.array > 0]) < ref_hu - 15
 
     def head_area(label):
         """Largest sagittal section (mm2) of the right third of the organ."""
@@ -633,6 +638,17 @@ def test_pancreas_variants():
         return per_x[right].max()
 
     assert head_area(bulky) > 1.4 * head_area(ref)
+
+
+def test_fat_in_the_pancreas_mixes_by_volume():
+    """Fat infiltrating the parenchyma pulls its HU towards fat's."""
+    kw = {"shape": (64, 64, 16), "phase": "non-contrast"}
+    ct, _, tissue = _fcase(**kw)
+    typical = _median(ct, tissue, "pancreas", erode=1)
+    fatty_ct, _, fatty_tissue = _fcase(pancreas_variant="fatty", **kw)
+    fatty = _median(fatty_ct, fatty_tissue, "pancreas", erode=1)
+    fat = _median(fatty_ct, fatty_tissue, "visceral_fat", erode=2)
+    assert fat < fatty < typical - 10
 
 
 @pytest.mark.parametrize("shift", [-15.0, 15.0])

@@ -305,12 +305,17 @@ default=None
     oral_contrast : bool or None, default=None
         Positive oral contrast (150-350 HU) in the stomach, duodenum and
         small bowel. ``None``: water-density contents.
-    pancreas_variant : {"typical", "fatty-atrophic", "bulky-head"} or None, \
-default=None
-        ``"fatty-atrophic"``: about half the volume, deeply lobulated with fat
-        between the lobules and 20 HU lower parenchyma; ``"bulky-head"``: a
-        head 1.45 times as thick and a quarter more volume. ``None`` and
-        ``"typical"``: the default cohort's pancreas.
+    pancreas_variant : {"typical", "fatty", "fatty-atrophic", "bulky-head"} \
+or None, default=None
+        ``"fatty"``: steatosis, a gland of normal size with 15-60 % fat mixed
+        into its parenchyma and a few more fatty specks; ``"fatty-atrophic"``:
+        about half the volume, deeply lobulated with fat between the lobules
+        and 10-45 % fat in the parenchyma. The parenchyma's HU mixes the
+        phase's pancreas and fat by volume, so a fatty pancreas can be darker
+        than 0 HU on a non-contrast scan, as histology allows (0-65 % fat in
+        Kim et al. [2]_). ``"bulky-head"``: a head 1.45 times as thick and
+        a quarter more volume. ``None`` and ``"typical"``: the default
+        cohort's pancreas.
     pancreas_shift : float or None, default=None
         Cranio-caudal displacement of the pancreas (mm, -30 to 30, positive
         towards the head), its vessels and the duodenum following it.
@@ -323,7 +328,8 @@ default=None
         2)), arms at the sides (20 %), table (90 %), noise (8-25 HU, higher
         for obese patients), kernel (smooth 30 %, standard 50 %, sharp 20
         %), streaks (none 50 %, bone 35 %, metal 15 %), oral contrast
-        (35 %), pancreas variant (typical 70 %, each variant 15 %) and shift
+        (35 %), pancreas variant (typical 60 %, fatty 15 %, fatty-atrophic 10
+        %, bulky-head 15 %; steatosis in 16-33 % of adults [5]_) and shift
         (-15 to 15 mm). The draws of a case do not depend on which factors
         are fixed. ``None``: nothing is drawn.
     random_state : int, numpy.random.Generator, SeedSequence or None, default=None
@@ -404,6 +410,9 @@ default=None
     .. [4] K. T. Bae, "Intravenous contrast medium administration and scan
        timing at CT: considerations and approaches", Radiology 256(1),
        2010, pp. 32-61.
+    .. [5] U. Koc and O. Taydas, "Evaluation of pancreatic steatosis
+       prevalence and anthropometric measurements using non-contrast
+       computed tomography", Turk J Gastroenterol 31(9), 2020, pp. 640-648.
 
     Examples
     --------

@@ -267,9 +267,10 @@ def _tissue_hu(
         level = float(rng.uniform(*_ORAL_CONTRAST_HU))
         for nm in _ORAL_CONTRAST_TISSUES:
             hu[nm] = level * float(rng.uniform(0.8, 1.0))
-    offset = an.pancreas.hu_offset
-    if offset:
-        hu["pancreas"] += offset
+    # fat infiltrating the parenchyma: attenuation mixes linearly by volume
+    ff = an.pancreas.fat_fraction
+    if ff:
+        hu["pancreas"] = (1.0 - ff) * hu["pancreas"] + ff * hu["visceral_fat"]
     return hu
 
 

@@ -484,7 +484,9 @@ def _sample_pancreas(
     P.f_speck = _Waves(rng, 1.0)
     P.f_tex = _Waves(rng, float(u(1.2, 2.2)), 24)
     P.target_ml = float(u(52.0, 100.0))
-    P.hu_offset = 0.0
+    # fraction of fat mixed into the parenchyma below the grid's resolution
+    # (the specks above are the fat one can see)
+    P.fat_fraction = 0.0
     if an.body.habitus is not None:
         # little peripancreatic fat in thin patients, much in obese ones
         P.halo *= 0.5 + 1.2 * an.body.habitus
@@ -492,13 +494,21 @@ def _sample_pancreas(
         P.target_ml *= 1.25
     elif variant == "fatty-atrophic":
         # small, lobulated, with fat between the lobules; fatty infiltration
-        # lowers the parenchyma's attenuation (Kim et al., Radiology 2014)
+        # lowers the parenchyma's attenuation (Kim et al., Radiology 2014:
+        # 0-65 % fat at histology, in step with the CT attenuation)
         P.target_ml *= 0.45
         P.lob_amp *= 1.5
         P.cleft_depth *= 1.6
         P.cleft_eps += 0.12
         P.speck_q = 0.2 + 2.0 * P.speck_q
-        P.hu_offset = -20.0
+        P.fat_fraction = float(u(0.1, 0.45))
+    elif variant == "fatty":
+        # steatosis without atrophy: a gland of normal size whose parenchyma
+        # is diffusely infiltrated by fat, with a few more fatty specks
+        P.lob_amp *= 1.2
+        P.cleft_eps += 0.04
+        P.speck_q = 0.05 + P.speck_q
+        P.fat_fraction = float(u(0.15, 0.6))
     if an.body.pancreas_shift is not None:
         ctrl0[:, 2] += an.body.pancreas_shift
 

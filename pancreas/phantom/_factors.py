@@ -19,7 +19,7 @@ PHASES = ("non-contrast", "arterial", "portal-venous", "delayed")
 KERNELS = ("smooth", "standard", "sharp")
 ARMS = ("up", "sides")
 STREAKS = ("none", "bone", "metal")
-PANCREAS_VARIANTS = ("typical", "fatty-atrophic", "bulky-head")
+PANCREAS_VARIANTS = ("typical", "fatty", "fatty-atrophic", "bulky-head")
 VARIATIONS = ("realistic",)
 
 # Typical reconstructed slice spacings (mm) of abdominal CT.
@@ -149,7 +149,9 @@ def _case_factors(
         kernel=_draw(rng, KERNELS, (0.3, 0.5, 0.2)),
         streaks=_draw(rng, STREAKS, (0.5, 0.35, 0.15)),
         oral_contrast=bool(u() < 0.35),
-        pancreas_variant=_draw(rng, PANCREAS_VARIANTS, (0.7, 0.15, 0.15)),
+        # pancreatic steatosis in 16-33 % of adults (make_phantom_cohort's
+        # reference [5]), atrophic in some of them
+        pancreas_variant=_draw(rng, PANCREAS_VARIANTS, (0.6, 0.15, 0.1, 0.15)),
         pancreas_shift=float(u(-15.0, 15.0)),
     )
     return _Factors(
