@@ -36,6 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _bench_utils import write_json  # noqa: E402
 
+from pancreas.evaluation import field_of_view_box  # noqa: E402
 from pancreas.metrics import dice_score, pairwise_dice_on_first_grid  # noqa: E402
 from pancreas.persistence import load_pipeline  # noqa: E402
 from pancreas.phantom import make_phantom_cohort  # noqa: E402
@@ -47,20 +48,16 @@ def _image(vol) -> nib.Nifti1Image:
 
 def fov_check(pipe, ct, label, margin_mm: float, fov_mm: float) -> dict:
     sp = ct.spacing
-    zs = np.flatnonzero((np.asarray(label.array) > 0).any(axis=(0, 1)))
-    m = int(np.ceil(margin_mm / sp[2]))
-    box = [slice(max(int(zs[0]) - m, 0), min(int(zs[-1]) + m + 1, ct.shape[2]))]
-    for axis in (1, 0):
-        n = min(int(round(fov_mm / sp[axis])), ct.shape[axis])
-        start = (ct.shape[axis] - n) // 2
-        box.insert(0, slice(start, start + n))
+    box = field_of_view_box(
+        np.asarray(label.array), sp, margin_mm=margin_mm, fov_mm=fov_mm
+    )
     full = pipe.predict([ct])[0]
-    cropped = _image(ct).slicer[tuple(box)]
+    cropped = _image(ct).slicer[box]
     mask = pipe.predict([cropped])[0]
     return {
         "full_shape": list(ct.shape),
         "cropped_shape": list(cropped.shape),
-        "dice_on_overlap": round(dice_score(full[tuple(box)], mask), 4),
+        "dice_on_overlap": round(dice_score(full[box], mask), 4),
         "full_mask_ml": round(float(full.sum()) * float(np.prod(sp)) / 1000, 1),
     }
 

@@ -170,7 +170,13 @@ row("oral_contrast", [False, True], **SMALL)
 # %%
 # The pancreas: variants and position
 # -----------------------------------
-row("pancreas_variant", ["typical", "fatty-atrophic", "bulky-head"], **SMALL)
+# A fatty pancreas darkens towards fat: its parenchyma mixes the phase's
+# pancreas HU and fat's by the fraction of fat in it.
+row(
+    "pancreas_variant",
+    ["typical", "fatty", "fatty-atrophic", "bulky-head"],
+    **SMALL,
+)
 row("pancreas_shift", [-15.0, 0.0, 15.0], **SMALL)
 
 # %%

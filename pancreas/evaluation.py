@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from pancreas.refine import GaussianRefiner
 
-__all__ = ["CasePictures", "Evaluation", "evaluate_pipeline"]
+__all__ = ["CasePictures", "Evaluation", "evaluate_pipeline", "field_of_view_box"]
 
 #: Per-case metrics of the final mask, in the order of the tables.
 METRICS = (
@@ -233,6 +233,73 @@ def _box(
             lo = max(hi - need, 0)
         out.append(slice(lo, hi))
     return tuple(out)
+
+
+def field_of_view_box(
+    label: NDArray[Any],
+    spacing: Sequence[float],
+    *,
+    margin_mm: float = 30.0,
+    fov_mm: float = 350.0,
+) -> tuple[slice, slice, slice]:
+    """A narrower scan of the same case: the box a field-of-view check crops.
+
+    Along z, the slices holding the label plus ``margin_mm`` on each side;
+    in-plane, ``fov_mm`` centred on the grid (or all of it where the grid is
+    smaller). Segmenting the cropped scan and comparing its mask with the
+    full scan's on this box checks that the pipeline does not depend on how
+    much of the patient was scanned.
+
+    Parameters
+    ----------
+    label : array of shape (X, Y, Z)
+        The reference mask (any non-zero voxel is foreground); it must not be
+        empty.
+    spacing : sequence of 3 floats
+        Voxel size in mm.
+    margin_mm : float, default=30.0
+        Kept above and below the label.
+    fov_mm : float, default=350.0
+        In-plane width and height of the box.
+
+    Returns
+    -------
+    tuple of 3 slices
+
+    Raises
+    ------
+    ValueError
+        If ``label`` is not 3-D or is empty, or a size is not positive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pancreas.evaluation import field_of_view_box
+    >>> label = np.zeros((100, 100, 60), bool)
+    >>> label[40:60, 40:60, 28:32] = True
+    >>> field_of_view_box(label, (1.0, 1.0, 2.5), margin_mm=10, fov_mm=50)
+    (slice(25, 75, None), slice(25, 75, None), slice(24, 36, None))
+    """
+    label = np.asarray(label)
+    if label.ndim != 3:
+        raise ValueError(f"label must be 3-D; got shape {label.shape}")
+    sp = tuple(float(s) for s in spacing)
+    if len(sp) != 3 or min(sp) <= 0 or margin_mm < 0 or fov_mm <= 0:
+        raise ValueError(
+            "spacing must be 3 positive numbers, margin_mm >= 0 and fov_mm > 0; "
+            f"got spacing={spacing!r}, margin_mm={margin_mm!r}, fov_mm={fov_mm!r}"
+        )
+    zs = np.flatnonzero((label != 0).any(axis=(0, 1)))
+    if zs.size == 0:
+        raise ValueError("label is empty: there is no pancreas to keep")
+    m = math.ceil(margin_mm / sp[2])
+    z = slice(max(int(zs[0]) - m, 0), min(int(zs[-1]) + m + 1, label.shape[2]))
+    inplane = []
+    for axis in (0, 1):
+        n = min(round(fov_mm / sp[axis]), label.shape[axis])
+        start = (label.shape[axis] - n) // 2
+        inplane.append(slice(start, start + n))
+    return inplane[0], inplane[1], z
 
 
 def _case_pictures(

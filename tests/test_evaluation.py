@@ -19,6 +19,7 @@ from pancreas.evaluation import (
     Evaluation,
     _case_pictures,
     evaluate_pipeline,
+    field_of_view_box,
 )
 from pancreas.io import Volume
 from pancreas.metrics import dice_score, evaluate_segmentation, surface_dice
@@ -477,3 +478,35 @@ def test_bad_inputs(tiny_fitted, cohort):
     assert math.isfinite(
         evaluate_pipeline(tiny_fitted, images[1:], labels[1:]).threshold
     )
+
+
+def test_field_of_view_box_keeps_the_label_plus_margins_and_centres_in_plane():
+    label = np.zeros((200, 160, 80), bool)
+    label[90:120, 60:80, 40:50] = True
+    box = field_of_view_box(label, (0.8, 1.0, 2.0), margin_mm=7.0, fov_mm=100.0)
+    # 7 mm at 2 mm slices: 4 slices each side
+    assert box[2] == slice(36, 54)
+    # 100 mm: 125 pixels of 0.8 mm, 100 of 1 mm, centred on the grid
+    assert box[:2] == (slice(37, 162), slice(30, 130))
+    assert label[box].sum() == label.sum()
+
+
+def test_field_of_view_box_clips_to_the_grid():
+    label = np.zeros((50, 50, 20), bool)
+    label[20:30, 20:30, 0:3] = True
+    box = field_of_view_box(label, (1.0, 1.0, 1.0), margin_mm=5.0, fov_mm=500.0)
+    assert box == (slice(0, 50), slice(0, 50), slice(0, 8))
+
+
+@pytest.mark.parametrize(
+    "label, spacing, kw, match",
+    [
+        (np.zeros((4, 4, 4)), (1, 1, 1), {}, "empty"),
+        (np.ones((4, 4)), (1, 1, 1), {}, "3-D"),
+        (np.ones((4, 4, 4)), (1, 0, 1), {}, "positive"),
+        (np.ones((4, 4, 4)), (1, 1, 1), {"fov_mm": 0}, "fov_mm"),
+    ],
+)
+def test_field_of_view_box_rejects_bad_input(label, spacing, kw, match):
+    with pytest.raises(ValueError, match=match):
+        field_of_view_box(label, spacing, **kw)

@@ -15,6 +15,7 @@ import pytest
 from nibabel.orientations import axcodes2ornt, ornt_transform
 
 from pancreas.cascade import body_depth
+from pancreas.evaluation import field_of_view_box
 from pancreas.metrics import dice_score, pairwise_dice_on_first_grid
 from pancreas.phantom import make_phantom_cohort
 from pancreas.pipeline import make_roth2015_pipeline
@@ -32,20 +33,6 @@ def fitted_and_held_out():
     return pipe, images[4:], labels[4:]
 
 
-def fov_box(ct, label, margin_mm: float = 30.0, fov_mm: float = 350.0):
-    """The pancreas plus ``margin_mm`` along z, ``fov_mm`` in-plane, centred."""
-    sp = ct.spacing
-    zs = np.flatnonzero((np.asarray(label.array) > 0).any(axis=(0, 1)))
-    m = int(np.ceil(margin_mm / sp[2]))
-    z = slice(max(int(zs[0]) - m, 0), min(int(zs[-1]) + m + 1, ct.shape[2]))
-    inplane = []
-    for axis in (0, 1):
-        n = min(int(round(fov_mm / sp[axis])), ct.shape[axis])
-        start = (ct.shape[axis] - n) // 2
-        inplane.append(slice(start, start + n))
-    return (inplane[0], inplane[1], z)
-
-
 @pytest.mark.slow
 def test_cropped_field_of_view_gives_the_same_mask_on_the_overlap(
     fitted_and_held_out,
@@ -54,7 +41,7 @@ def test_cropped_field_of_view_gives_the_same_mask_on_the_overlap(
     for ct, label in zip(images, labels, strict=True):
         full = pipe.predict([ct])[0]
         assert full.sum() > 20, "the model must find the pancreas for this to test"
-        box = fov_box(ct, label)
+        box = field_of_view_box(np.asarray(label.array), ct.spacing)
         cropped = nib.Nifti1Image(np.asarray(ct.array), ct.affine).slicer[box]
         assert cropped.shape[2] < ct.shape[2]
         mask = pipe.predict([cropped])[0]
