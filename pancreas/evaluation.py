@@ -289,11 +289,9 @@ def field_of_view_box(
             "spacing must be 3 positive numbers, margin_mm >= 0 and fov_mm > 0; "
             f"got spacing={spacing!r}, margin_mm={margin_mm!r}, fov_mm={fov_mm!r}"
         )
-    zs = np.flatnonzero((label != 0).any(axis=(0, 1)))
-    if zs.size == 0:
+    if not label.any():
         raise ValueError("label is empty: there is no pancreas to keep")
-    m = math.ceil(margin_mm / sp[2])
-    z = slice(max(int(zs[0]) - m, 0), min(int(zs[-1]) + m + 1, label.shape[2]))
+    (z,) = _box(label != 0, (2,), sp, margin_mm, min_mm=0.0)
     inplane = []
     for axis in (0, 1):
         n = min(round(fov_mm / sp[axis]), label.shape[axis])
