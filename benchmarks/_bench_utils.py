@@ -290,13 +290,16 @@ def format_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def parse_set(items: list[str]) -> dict:
-    """``["a__b=1", "c=null"]`` -> ``{"a__b": 1, "c": None}`` (values are JSON)."""
+def parse_set(items: list[str], option: str = "--set") -> dict:
+    """``["a__b=1", "c=null"]`` -> ``{"a__b": 1, "c": None}`` (values are JSON).
+
+    ``option`` names the command-line option in the error message.
+    """
     params = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"--set: expected PARAM=JSON, got {item!r}")
+            raise SystemExit(f"{option}: expected NAME=JSON, got {item!r}")
         try:
             params[name] = json.loads(value)
         except json.JSONDecodeError:

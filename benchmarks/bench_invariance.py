@@ -8,7 +8,10 @@ For each held-out phantom (same anatomy, one ``random_state`` per case):
 * spacing: the same patient rendered at each of ``--spacings`` (x, y, z in mm,
   ``make_phantom_cohort(spacing=...)``), each mask resampled (nearest
   neighbour) onto the grid of the first: Dice of every pair, and each mask's
-  Dice against its own ground truth.
+  Dice against its own ground truth. ``--factors`` fixes phantom factors of
+  these patients (``make_phantom_cohort`` keywords, for example
+  ``phase=non-contrast pancreas_variant=fatty``): how a model fares on one
+  kind of scan at each spacing.
 
 The issue's full-size check is ``--spacings 0.7 0.7 1 0.9 0.9 2.5 0.8 0.8 5``
 with a model trained on full-size scans; with a model trained on 160 x 160 x
@@ -34,7 +37,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _bench_utils import write_json  # noqa: E402
+from _bench_utils import parse_set, write_json  # noqa: E402
 
 from pancreas.evaluation import field_of_view_box  # noqa: E402
 from pancreas.metrics import dice_score, pairwise_dice_on_first_grid  # noqa: E402
@@ -62,10 +65,14 @@ def fov_check(pipe, ct, label, margin_mm: float, fov_mm: float) -> dict:
     }
 
 
-def spacing_check(pipe, seed: int, spacings: list[tuple[float, float, float]]) -> dict:
+def spacing_check(
+    pipe, seed: int, spacings: list[tuple[float, float, float]], factors: dict | None = None
+) -> dict:
     masks, truth_dice = [], []
     for sp in spacings:
-        (ct,), (label,) = make_phantom_cohort(1, spacing=sp, random_state=seed)
+        (ct,), (label,) = make_phantom_cohort(
+            1, spacing=sp, random_state=seed, **(factors or {})
+        )
         mask = pipe.predict([ct])[0]
         truth_dice.append(round(dice_score(np.asarray(label.array) > 0, mask), 3))
         masks.append(nib.Nifti1Image(mask.astype(np.uint8), ct.affine))
@@ -90,20 +97,28 @@ def main(argv: list[str] | None = None) -> int:
         default=[2.4, 2.4, 3.0, 2.8, 2.8, 4.5, 2.6, 2.6, 6.0],
         help="x y z triples in mm",
     )
+    parser.add_argument(
+        "--factors",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="phantom factors of the spacing check's patients (make_phantom_cohort keywords)",
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     spacings = [tuple(args.spacings[i : i + 3]) for i in range(0, len(args.spacings), 3)]
+    factors = parse_set(args.factors, "--factors")
     pipe = load_pipeline(args.model)
     warnings.simplefilter("ignore")
     images, labels = make_phantom_cohort(
         args.cases, shape=tuple(args.shape), random_state=args.seed
     )
-    out = {"fov": [], "spacing": [], "spacings": spacings}
+    out = {"fov": [], "spacing": [], "spacings": spacings, "factors": factors}
     for i in range(args.cases):
         res = fov_check(pipe, images[i], labels[i], args.margin, args.fov)
         out["fov"].append(res)
         print("field of view", json.dumps(res), flush=True)
-        res = spacing_check(pipe, args.seed + 100 + i, spacings)
+        res = spacing_check(pipe, args.seed + 100 + i, spacings, factors)
         out["spacing"].append(res)
         print("spacing", json.dumps(res), flush=True)
     write_json(args.json, out)

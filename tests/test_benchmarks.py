@@ -249,3 +249,33 @@ def test_diagnose_real_ct(tmp_path: Path, tiny_fitted, shared_data: Path) -> Non
         assert -1000 < q25 <= q50 <= q75 < 1000
     assert "case2 (totalseg_case2_dicom" in stdout
     assert json.loads(out.read_text())["case2"]["volume_ml"] >= 0
+
+
+def test_bench_invariance_small(tmp_path: Path, tiny_fitted) -> None:
+    from pancreas.persistence import save_pipeline
+
+    save_pipeline(tiny_fitted, tmp_path / "model")
+    out = tmp_path / "inv.json"
+    stdout = run_script(
+        "bench_invariance.py", "--model", str(tmp_path / "model"), "--cases", "1",
+        "--shape", "48", "48", "16", "--spacings", "6", "6", "8", "7", "7", "10",
+        "--factors", "phase=non-contrast", "pancreas_variant=fatty", "--json", str(out),
+    )
+    data = json.loads(out.read_text())
+    assert data["factors"] == {"phase": "non-contrast", "pancreas_variant": "fatty"}
+    assert data["spacings"] == [[6.0, 6.0, 8.0], [7.0, 7.0, 10.0]]
+    (fov,), (spacing,) = data["fov"], data["spacing"]
+    assert fov["cropped_shape"][2] <= fov["full_shape"][2] == 16
+    assert 0.0 <= fov["dice_on_overlap"] <= 1.0
+    assert len(spacing["dice_vs_truth"]) == 2 and list(spacing["pairwise_dice"]) == ["0-1"]
+    assert "spacing {" in stdout
+
+
+def test_bench_invariance_rejects_a_bad_factor(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_invariance.py"), "--model",
+         str(tmp_path), "--factors", "phase"],
+        capture_output=True, text=True, cwd=BENCHMARKS.parent, timeout=300, check=False,
+    )
+    assert proc.returncode != 0
+    assert "--factors: expected NAME=JSON, got 'phase'" in proc.stderr
