@@ -99,7 +99,9 @@ def main() -> None:
         f"ConvNet p (mean over scales): all candidates {proba.mean():.3f}, "
         f"candidates on the pancreas {on_pancreas:.3f}"
     )
-    mask = pipe.predict([ct])[0]
+    # the last stage on the record made above: the mask pipe.predict([ct])
+    # gives, without running the first three stages a second time
+    mask = pipe[-1].predict([rec])[0]
     print(f"final Dice {dice_score(truth, mask):.3f}")
     hu = np.asarray(ct.array)
     organ_hu = {}
