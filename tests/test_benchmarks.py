@@ -23,10 +23,12 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 STAGES = ("read", "superpixels", "cascade", "convnet", "refine", "write", "total")
 
 
-def run_script(name: str, *args: str, backend: str = "tensorflow") -> str:
-    """Run ``benchmarks/<name>`` with ``args``; assert it exits 0; its stdout."""
+def run_process(
+    name: str, *args: str, backend: str = "tensorflow"
+) -> subprocess.CompletedProcess[str]:
+    """Run ``benchmarks/<name>`` with ``args``, as a user runs it, whatever its exit."""
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(BENCHMARKS / name), *args],
         capture_output=True,
         text=True,
@@ -35,6 +37,11 @@ def run_script(name: str, *args: str, backend: str = "tensorflow") -> str:
         timeout=600,
         check=False,
     )
+
+
+def run_script(name: str, *args: str, backend: str = "tensorflow") -> str:
+    """Run ``benchmarks/<name>`` with ``args``; assert it exits 0; its stdout."""
+    proc = run_process(name, *args, backend=backend)
     assert proc.returncode == 0, (
         f"{name} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
         f"\n--- stderr\n{proc.stderr[-4000:]}"
@@ -272,10 +279,8 @@ def test_bench_invariance_small(tmp_path: Path, tiny_fitted) -> None:
 
 
 def test_bench_invariance_rejects_a_bad_factor(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_invariance.py"), "--model",
-         str(tmp_path), "--factors", "phase"],
-        capture_output=True, text=True, cwd=BENCHMARKS.parent, timeout=300, check=False,
+    proc = run_process(
+        "bench_invariance.py", "--model", str(tmp_path), "--factors", "phase"
     )
     assert proc.returncode != 0
     assert "--factors: expected NAME=JSON, got 'phase'" in proc.stderr
