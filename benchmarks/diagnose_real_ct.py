@@ -4,8 +4,11 @@ Loads a fitted pipeline (a model directory, e.g. ``demo_output/model`` from
 ``make demo``, or ``results/model_cpu`` saved by
 ``benchmarks/reproduce_table.py``) and runs it on the real CT in
 ../shared/data/totalseg_case1, printing the candidate set's size and recall
-against TotalSegmentator's pancreas (label 7) and the ConvNet's probabilities
-on the candidates that cover it. Then it segments the DICOM series of
+against TotalSegmentator's pancreas (label 7), the ConvNet's probabilities
+on the candidates that cover it, and how well each stage ranks the
+candidates: the area under the ROC curve of the level-2 forest's p_RF and of
+the ConvNet's p (Ns=1 and Ns=4) for telling the candidates that are at least
+half pancreas from the others (0.5: no better than chance). Then it segments the DICOM series of
 ../shared/data/totalseg_case2_dicom (no reference there) and prints where the
 mask lies: its volume, its centre in the patient's frame (RAS mm) and
 relative to the body's centre, and its mean HU.
@@ -29,7 +32,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
+from sklearn.metrics import roc_auc_score
+
 from pancreas.cascade import candidate_mask, candidate_recall
+from pancreas.convnet import _majority_pancreas
 from pancreas.io import load_volume
 from pancreas.metrics import dice_score
 from pancreas.persistence import load_pipeline
@@ -71,6 +77,27 @@ def where_is_the_mask(ct, mask: np.ndarray) -> dict:
     return out
 
 
+def candidate_ranking(rec, label: np.ndarray) -> dict:
+    """How well p_RF and the ConvNet's p separate pancreas candidates (ROC AUC)."""
+    positive = _majority_pancreas(rec.superpixels, rec.candidates, label)
+    p_rf = rec.sp_proba[rec.candidates]
+    scores = {
+        "p_rf": p_rf,
+        "convnet_ns1": rec.convnet_proba[:, 0],
+        "convnet_ns4": rec.convnet_proba.mean(axis=1),
+    }
+    out = {
+        "n_candidates": int(positive.size),
+        "n_pancreas_candidates": int(positive.sum()),
+        "p_rf_all": round(float(p_rf.mean()), 4),
+        "p_rf_on_pancreas": round(float(p_rf[positive].mean()), 4) if positive.any() else None,
+    }
+    for name, score in scores.items():
+        both = 0 < positive.sum() < positive.size
+        out[f"auc_{name}"] = round(float(roc_auc_score(positive, score)), 4) if both else None
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=HERE / "results" / "model_cpu")
@@ -99,6 +126,8 @@ def main() -> None:
         f"ConvNet p (mean over scales): all candidates {proba.mean():.3f}, "
         f"candidates on the pancreas {on_pancreas:.3f}"
     )
+    ranking = candidate_ranking(rec, label)
+    print("candidate ranking (ROC AUC, pancreas candidates against the rest):", json.dumps(ranking))
     # the last stage on the record made above: the mask pipe.predict([ct])
     # gives, without running the first three stages a second time
     mask = pipe[-1].predict([rec])[0]
@@ -117,6 +146,7 @@ def main() -> None:
             "s_rf_recall": round(candidate_recall(rec, label), 4),
             "convnet_p_all": round(float(proba.mean()), 4),
             "convnet_p_on_pancreas": round(float(on_pancreas), 4),
+            "ranking": ranking,
             "dice": round(dice_score(truth, mask), 4),
             "mask": where_is_the_mask(ct, mask),
             "truth": where_is_the_mask(ct, truth),

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -249,6 +250,11 @@ def test_diagnose_real_ct(tmp_path: Path, tiny_fitted, shared_data: Path) -> Non
     # TotalSegmentator's pancreas: 695 voxels of 27 mm^3
     assert case1["truth"]["volume_ml"] == round(695 * 27 / 1000, 1)
     assert case1["truth"]["slices"] > 0
+    ranking = case1["ranking"]
+    assert 0 <= ranking["n_pancreas_candidates"] <= ranking["n_candidates"]
+    for name in ("auc_p_rf", "auc_convnet_ns1", "auc_convnet_ns4"):
+        assert ranking[name] is None or 0.0 <= ranking[name] <= 1.0
+    assert 0.0 <= ranking["p_rf_all"] <= 1.0
     assert set(case1["organ_hu_quartiles"]) == {
         "pancreas", "spleen", "liver", "kidney right", "kidney left"
     }
@@ -256,6 +262,34 @@ def test_diagnose_real_ct(tmp_path: Path, tiny_fitted, shared_data: Path) -> Non
         assert -1000 < q25 <= q50 <= q75 < 1000
     assert "case2 (totalseg_case2_dicom" in stdout
     assert json.loads(out.read_text())["case2"]["volume_ml"] >= 0
+
+
+def test_candidate_ranking_scores_each_stage(request: pytest.FixtureRequest) -> None:
+    from pancreas.record import make_record
+
+    sys.path.insert(0, str(BENCHMARKS))
+    request.addfinalizer(lambda: sys.path.remove(str(BENCHMARKS)))
+    diagnose = importlib.import_module("diagnose_real_ct")
+    rec = make_record(np.zeros((2, 2, 1), np.float32))
+    rec.superpixels = np.array([[[1], [2]], [[3], [4]]], np.int32)
+    rec.candidates = np.array([1, 2, 3, 4], np.int32)
+    rec.sp_proba = np.array([0.0, 0.9, 0.1, 0.8, 0.2], np.float32)
+    # the ConvNet ranks the pancreas last at Ns=1; over scales its means are
+    # 0.5, 0.5, 0.2, 0.5: of the four pancreas / other pairs two tie (half
+    # each) and two are wrong, an AUC of 0.25
+    rec.convnet_proba = np.array(
+        [[0.1, 0.9], [0.9, 0.1], [0.2, 0.2], [0.8, 0.2]], np.float32
+    )
+    label = np.array([[[True], [False]], [[True], [False]]])
+    got = diagnose.candidate_ranking(rec, label)
+    assert got["n_candidates"] == 4 and got["n_pancreas_candidates"] == 2
+    assert got["p_rf_on_pancreas"] == pytest.approx(0.85)
+    assert got["p_rf_all"] == pytest.approx(0.5)
+    assert got["auc_p_rf"] == 1.0
+    assert got["auc_convnet_ns1"] == 0.0
+    assert got["auc_convnet_ns4"] == 0.25
+    # one class only: no AUC
+    assert diagnose.candidate_ranking(rec, np.zeros_like(label))["auc_p_rf"] is None
 
 
 def test_bench_invariance_small(tmp_path: Path, tiny_fitted) -> None:
