@@ -8,10 +8,10 @@ against TotalSegmentator's pancreas (label 7), the ConvNet's probabilities
 on the candidates that cover it, and how well each stage ranks the
 candidates: the area under the ROC curve of the level-2 forest's p_RF and of
 the ConvNet's p (Ns=1 and Ns=4) for telling the candidates that are at least
-half pancreas from the others (0.5: no better than chance). Then it segments the DICOM series of
-../shared/data/totalseg_case2_dicom (no reference there) and prints where the
-mask lies: its volume, its centre in the patient's frame (RAS mm) and
-relative to the body's centre, and its mean HU.
+half pancreas from the others (0.5: no better than chance). Then it segments
+the DICOM series of ../shared/data/totalseg_case2_dicom (no reference there)
+and prints where the mask lies: its volume, its centre in the patient's
+frame (RAS mm) and relative to the body's centre, and its mean HU.
 
 Usage::
 
@@ -31,7 +31,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
-
 from sklearn.metrics import roc_auc_score
 
 from pancreas.cascade import candidate_mask, candidate_recall
@@ -92,8 +91,8 @@ def candidate_ranking(rec, label: np.ndarray) -> dict:
         "p_rf_all": round(float(p_rf.mean()), 4),
         "p_rf_on_pancreas": round(float(p_rf[positive].mean()), 4) if positive.any() else None,
     }
+    both = 0 < positive.sum() < positive.size  # an AUC needs both classes
     for name, score in scores.items():
-        both = 0 < positive.sum() < positive.size
         out[f"auc_{name}"] = round(float(roc_auc_score(positive, score)), 4) if both else None
     return out
 
