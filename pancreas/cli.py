@@ -188,13 +188,68 @@ def _configure_pipeline(
     return pipe.set_params(**params)
 
 
+def _assignment(text: str) -> tuple[str, Any]:
+    """The type of ``train --set``: ``NAME=VALUE``, the value read as JSON.
+
+    ``convnet__filters=[32,32,64,64,64]`` gives a list, ``cascade__n_estimators=80``
+    an int, ``convnet__hu_window=null`` None; a value that is not JSON is kept as
+    a string (``superpixels__backend=opencv``).
+    """
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(
+            f"expected STEP__PARAMETER=VALUE (for example "
+            f"convnet__learning_rate=3e-4), got {text!r}"
+        )
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
+def _apply_set(pipe: Any, assignments: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """Set ``--set``'s parameters on the pipeline and check every value now.
+
+    Unknown names and bad values are reported before any data is read or any
+    stage trains, naming the option. Returns the parameters set, the last one
+    winning when a name is given twice.
+    """
+    from pancreas._validation import validate_step_params
+
+    params = dict(assignments)
+    if not params:
+        return params
+    known = pipe.get_params()
+    unknown = sorted(k for k in params if k not in known)
+    if unknown:
+        step, _, _ = unknown[0].partition("__")
+        if step in pipe.named_steps:
+            names = sorted(pipe.named_steps[step].get_params(deep=False))
+            hint = f"step {step!r} has {', '.join(names)}"
+        else:
+            steps = ", ".join(name for name, _ in pipe.steps)
+            hint = f"names are STEP__PARAMETER with STEP one of {steps}"
+        raise ValueError(
+            f"--set: no parameter {', '.join(map(repr, unknown))} in the pipeline; "
+            + hint
+        )
+    pipe.set_params(**params)
+    try:
+        validate_step_params(pipe.steps)
+    except ValueError as exc:  # InvalidParameterError is a ValueError too
+        raise ValueError(f"--set: {exc}") from exc
+    return params
+
+
 def _new_pipeline(args: argparse.Namespace) -> Any:
-    """The preset's pipeline with the command's seed, epochs and runtime options."""
+    """The preset's pipeline with the command's seed, epochs, ``--set`` and runtime options."""
     from pancreas.pipeline import make_roth2015_pipeline
 
     pipe = make_roth2015_pipeline(preset=args.preset, random_state=args.seed)
     if args.epochs:
         pipe.set_params(convnet__epochs=args.epochs)
+    _apply_set(pipe, getattr(args, "set", None) or ())
     return _configure_pipeline(pipe, args)
 
 
@@ -205,6 +260,7 @@ def _train(args: argparse.Namespace) -> int:
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out}: exists; pass --overwrite to replace it")
     _check_output(out.parent, f"-o/--output {out}: its parent folder")
+    pipe = _new_pipeline(args)  # a bad --set is reported before any data is read
     ds = _dataset(args)
     if ds.labels is None:
         raise ValueError(
@@ -218,7 +274,6 @@ def _train(args: argparse.Namespace) -> int:
     log.info(
         "training on %d cases, validating on %d (%s)", len(train), len(val), ds.name
     )
-    pipe = _new_pipeline(args)
     if args.work_dir:
         pipe.set_params(work_dir=args.work_dir)
     if args.scheduler and not args.work_dir:
@@ -246,6 +301,7 @@ def _train(args: argparse.Namespace) -> int:
         "train_cases": list(train.case_ids),
         "val_cases": list(val.case_ids),
         "preset": args.preset,
+        "set": dict(args.set or ()),
         "seed": args.seed,
         "fit_seconds": round(fit_s, 1),
     }
@@ -433,6 +489,11 @@ def _info(args: argparse.Namespace) -> int:
             f"trained on: {training.get('n_cases')} cases of "
             f"{training.get('dataset', '?')}, spacing "
             f"{training.get('spacing_min')} - {training.get('spacing_max')} mm"
+        )
+    if training.get("set"):
+        lines.append(
+            "set:        "
+            + ", ".join(f"{k}={json.dumps(v)}" for k, v in training["set"].items())
         )
     sp = (manifest.get("params") or {}).get("superpixels") or {}
     working = sp.get("working_spacing")
@@ -792,6 +853,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the per-case work (superpixels, features) on an existing Dask "
         "cluster (tcp://HOST:PORT; needs pancreas[distributed]); its workers must "
         "see the inputs and --work-dir at the same paths",
+    )
+    train.add_argument(
+        "--set",
+        type=_assignment,
+        action="append",
+        metavar="STEP__PARAM=VALUE",
+        help="set one of the pipeline's parameters after the preset, the value as "
+        "JSON, for example --set convnet__learning_rate=3e-4 --set "
+        "'convnet__filters=[32,32,64,64,64]' (repeatable; checked before any data "
+        "is read; kept in the model's manifest)",
     )
     _add_runtime(train, cases=False)
     train.add_argument(

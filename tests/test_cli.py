@@ -136,6 +136,7 @@ def test_train_segment_evaluate_info(phantom_files, tmp_path):
         "train", "--images", f"{ct}/*_ct.nii.gz",
         "--labels", f"{labels}/*_seg.nii.gz", "--split", split,
         "--preset", "tiny", "--seed", 0, "-o", model,
+        "--set", "convnet__dense_units=[8,8]",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("trained on 3 cases") and "model in" in proc.stdout
@@ -144,6 +145,13 @@ def test_train_segment_evaluate_info(phantom_files, tmp_path):
     manifest = json.loads((model / "manifest.json").read_text())
     assert manifest["training"]["train_cases"] == ["case0", "case1", "case2"]
     assert manifest["training"]["n_cases"] == 3
+    # --set reached the trained network and is kept in the manifest
+    assert manifest["training"]["set"] == {"convnet__dense_units": [8, 8]}
+    assert manifest["params"]["convnet"]["dense_units"] == [8, 8]
+    from pancreas.persistence import load_pipeline
+
+    net = load_pipeline(model).named_steps["convnet"].model_
+    assert [layer.units for layer in net.layers if hasattr(layer, "units")][:2] == [8, 8]
 
     # a second train into the same folder is refused, the model left intact
     again = run("--quiet", "train", "--images", f"{ct}/*_ct.nii.gz",
@@ -155,6 +163,7 @@ def test_train_segment_evaluate_info(phantom_files, tmp_path):
     assert info.returncode == 0, info.stderr
     assert f"threshold:  {manifest['threshold']}" in info.stdout
     assert "grid:       each scan's own; SLIC skimage" in info.stdout
+    assert "set:        convnet__dense_units=[8, 8]" in info.stdout
     assert "convnet.keras" in info.stdout
 
     # segment: two good cases and a broken file -> exit 1, the failure listed
@@ -504,3 +513,69 @@ def test_train_working_spacing_option_sets_the_working_grid():
         params = _new_pipeline(args).get_params()
         got = (params["superpixels__working_spacing"], params["superpixels__backend"])
         assert got == expected
+
+
+def test_train_set_option_sets_any_parameter_after_the_preset():
+    from pancreas.cli import _new_pipeline
+
+    base = ["train", "--images", "*.nii.gz", "--labels", "l/*.nii.gz", "-o", "m"]
+    args = build_parser().parse_args(
+        [*base, "--preset", "tiny", "--epochs", "3",
+         "--set", "convnet__learning_rate=3e-4",
+         "--set", "convnet__filters=[8, 8, 16, 16, 16]",
+         "--set", "convnet__epochs=5",  # --set is applied after --epochs
+         "--set", "superpixels__backend=opencv",  # not JSON: kept as a string
+         "--set", "cascade__n_estimators=7", "--set", "cascade__n_estimators=9"]
+    )  # fmt: skip
+    params = _new_pipeline(args).get_params()
+    assert params["convnet__learning_rate"] == 3e-4
+    assert params["convnet__filters"] == [8, 8, 16, 16, 16]
+    assert params["convnet__epochs"] == 5
+    assert params["superpixels__backend"] == "opencv"
+    assert params["cascade__n_estimators"] == 9  # the last one wins
+    # untouched parameters keep the preset's values
+    assert params["convnet__patch_size"] == 16 and params["convnet__batch_size"] == 64
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("convnet__nope=1", "--set: no parameter 'convnet__nope' in the pipeline"),
+        ("learning_rate=1e-3", "--set: no parameter 'learning_rate'"),
+        ("convnet__learning_rate=-1", "--set: "),
+        ("convnet__filters=[8, 0]", "--set: SuperpixelConvNet (step 'convnet'): filters"),
+    ],
+)
+def test_train_set_option_refuses_bad_parameters(assignment, message):
+    from pancreas.cli import _new_pipeline
+
+    base = ["train", "--images", "*.nii.gz", "--labels", "l/*.nii.gz", "-o", "m"]
+    args = build_parser().parse_args([*base, "--preset", "tiny", "--set", assignment])
+    with pytest.raises(ValueError, match="SuperpixelConvNet|no parameter") as err:
+        _new_pipeline(args)
+    assert str(err.value).startswith(message)
+    if assignment.startswith("convnet__nope"):  # the step's own names are listed
+        assert "step 'convnet' has batch_size, dense_units, dropout" in str(err.value)
+    elif assignment.startswith("learning_rate"):
+        assert "STEP one of superpixels, cascade, convnet, refiner" in str(err.value)
+
+
+def test_train_set_option_needs_name_equals_value(capsys):
+    base = ["train", "--images", "*.nii.gz", "--labels", "l/*.nii.gz", "-o", "m"]
+    for bad in ("convnet__learning_rate", "=3"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*base, "--set", bad])
+        assert "expected STEP__PARAMETER=VALUE" in capsys.readouterr().err
+
+
+def test_train_bad_set_is_reported_before_any_data_is_read(tmp_path):
+    model = tmp_path / "model"
+    proc = run(
+        "--quiet", "train", "--images", tmp_path / "nowhere" / "*.nii.gz",
+        "--labels", tmp_path / "nowhere" / "*_seg.nii.gz", "-o", model,
+        "--preset", "tiny", "--set", "convnet__dropout=1",
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "pancreas train: error: --set: " in proc.stderr, proc.stderr
+    assert "dropout" in proc.stderr and "nowhere" not in proc.stderr
+    assert not model.exists()
