@@ -17,6 +17,10 @@ Usage::
     # the same cohort and seed with a stage's parameters changed (JSON values)
     python benchmarks/reproduce_table.py --shape 512 512 60 \
         --set cascade__map_spacing=null superpixels__max_num_iter=10
+    # train on a cohort balanced across contrast phases; the held-out cases
+    # are the realistic cohort's own, the same as without the option
+    python benchmarks/reproduce_table.py --variation realistic \
+        --train-factors 'phase={"non-contrast":1,"arterial":1,"portal-venous":1,"delayed":1}'
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import json
 import os
 import platform
 import time
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -36,7 +41,7 @@ from _bench_utils import parse_set
 from pancreas.io import load_volume
 from pancreas.metrics import dice_score
 from pancreas.persistence import cohort_summary, save_pipeline
-from pancreas.phantom import make_phantom_cohort
+from pancreas.phantom import make_phantom_cohort, phantom_factors
 from pancreas.pipeline import make_roth2015_pipeline
 
 HERE = Path(__file__).resolve().parent
@@ -69,6 +74,15 @@ def main() -> None:
         metavar="PARAM=JSON",
         help="pipeline parameters to change, e.g. cascade__map_spacing=null",
     )
+    parser.add_argument(
+        "--train-factors",
+        nargs="+",
+        default=[],
+        metavar="NAME=JSON",
+        help="make_phantom_cohort factors of the training and validation cases "
+        "only, e.g. a mapping of weights with --variation realistic; the "
+        "held-out cases stay those of the cohort without them",
+    )
     parser.add_argument("--tag", default="", help="suffix of the output files")
     parser.add_argument("--real-ct", type=Path, default=REAL_CT)
     parser.add_argument("--out", type=Path, default=HERE / "results")
@@ -77,13 +91,28 @@ def main() -> None:
     shape = None if args.full_size else tuple(args.shape)
     n = args.n_train + args.n_val + args.n_test
     t0 = time.perf_counter()
-    images, labels = make_phantom_cohort(
-        n,
-        shape=shape,
-        random_state=args.seed,
-        n_jobs=args.n_jobs,
-        variation=args.variation,
-    )
+    cohort = {
+        "shape": shape,
+        "random_state": args.seed,
+        "n_jobs": args.n_jobs,
+        "variation": args.variation,
+    }
+    train_factors = parse_set(args.train_factors, "--train-factors")
+    try:  # checks the factors in milliseconds, before any case is rendered
+        kinds = cohort_kinds(args, train_factors)
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"--train-factors: {exc}") from None
+    for part, counts in kinds.items():
+        print(f"{part} cases: " + "; ".join(
+            ", ".join(f"{v} {k}" for k, v in sorted(c.items())) for c in counts.values()
+        ))  # fmt: skip
+    images, labels = make_phantom_cohort(n, **cohort)
+    if train_factors:
+        # case i depends only on the seed and i: the held-out cases stay the same
+        n_fit = args.n_train + args.n_val
+        images[:n_fit], labels[:n_fit] = make_phantom_cohort(
+            n_fit, **cohort, **train_factors
+        )
     tr = slice(0, args.n_train)
     va = slice(args.n_train, args.n_train + args.n_val)
     te = slice(args.n_train + args.n_val, None)
@@ -100,6 +129,7 @@ def main() -> None:
         args.out / f"model_{args.preset}{'_' + args.tag if args.tag else ''}",
         training={
             "dataset": f"phantoms (seed {args.seed})",
+            "train_factors": train_factors,
             **cohort_summary(images[tr]),
             "preset": args.preset,
         },
@@ -181,6 +211,8 @@ def main() -> None:
     report.to_csv(args.out / f"stage_table_{name}.csv")
     result = {
         "args": {k: str(v) for k, v in vars(args).items()},
+        "train_factors": train_factors,
+        "kinds": kinds,
         "summary": summ,
         "thresholds": report.thresholds,
         "targets": checks,
@@ -191,6 +223,21 @@ def main() -> None:
     path = args.out / f"reproduce_table_{name}.json"
     path.write_text(json.dumps(result, indent=2, default=float) + "\n")
     print(f"wrote {path}")
+
+
+def cohort_kinds(args: argparse.Namespace, train_factors: dict) -> dict:
+    """How many training (and validation) and held-out cases of each phase and pancreas."""
+    n_fit = args.n_train + args.n_val
+    common = {"random_state": args.seed, "variation": args.variation}
+    fit = phantom_factors(n_fit, **common, **train_factors)
+    held_out = phantom_factors(n_fit + args.n_test, **common)[n_fit:]
+    out = {}
+    for part, cases in (("training and validation", fit), ("held-out", held_out)):
+        out[part] = {
+            name: dict(Counter(str(c[name] or "default") for c in cases))
+            for name in ("phase", "pancreas_variant")
+        }
+    return out
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections import Counter
 import os
 import subprocess
 import sys
@@ -318,3 +319,46 @@ def test_bench_invariance_rejects_a_bad_factor(tmp_path: Path) -> None:
     )
     assert proc.returncode != 0
     assert "--factors: expected NAME=JSON, got 'phase'" in proc.stderr
+
+
+def test_reproduce_table_small_with_training_factors(tmp_path: Path) -> None:
+    """The stage table end to end (tiny preset), training on chosen kinds of scan."""
+    stdout = run_script(
+        "reproduce_table.py", "--preset", "tiny", "--shape", "40", "40", "12",
+        "--n-train", "3", "--n-val", "1", "--n-test", "2", "--n-jobs", "1",
+        "--variation", "realistic", "--seed", "2", "--out", str(tmp_path), "--tag", "t",
+        "--train-factors", 'pancreas_variant={"fatty": 1, "fatty-atrophic": 1}',
+        "phase=non-contrast",
+    )  # fmt: skip
+    data = json.loads((tmp_path / "reproduce_table_tiny_t.json").read_text())
+    assert data["train_factors"] == {
+        "pancreas_variant": {"fatty": 1, "fatty-atrophic": 1},
+        "phase": "non-contrast",
+    }
+    fit = data["kinds"]["training and validation"]
+    assert fit["phase"] == {"non-contrast": 4}
+    assert set(fit["pancreas_variant"]) <= {"fatty", "fatty-atrophic"}
+    assert sum(fit["pancreas_variant"].values()) == 4
+    # the held-out cases are the realistic cohort's, as without the option
+    from pancreas.phantom import phantom_factors
+
+    drawn = phantom_factors(6, variation="realistic", random_state=2)[4:]
+    assert data["kinds"]["held-out"]["phase"] == dict(Counter(c["phase"] for c in drawn))
+    assert "training and validation cases: 4 non-contrast" in stdout
+    assert set(data["summary"]) >= {"Optimal", "S_RF recall", "P(x) Ns=1", "G(P(x)) Ns=4"}
+    manifest = json.loads((tmp_path / "model_tiny_t" / "manifest.json").read_text())
+    assert manifest["training"]["train_factors"] == data["train_factors"]
+
+
+def test_reproduce_table_rejects_bad_training_factors(tmp_path: Path) -> None:
+    proc = run_process(
+        "reproduce_table.py", "--preset", "tiny", "--shape", "40", "40", "12",
+        "--out", str(tmp_path), "--train-factors", 'phase={"arterial": 1}',
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert (
+        "--train-factors: phase: a mapping of values to weights draws the factor "
+        "per case, which needs variation='realistic'"
+    ) in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not list(tmp_path.iterdir())  # nothing written

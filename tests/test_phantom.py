@@ -20,7 +20,7 @@ from pancreas.phantom import (
     make_synthetic_ct,
     phantom_factors,
 )
-from pancreas.phantom._factors import _Factors
+from pancreas.phantom._factors import _check_factors, _Factors
 
 TINY = (48, 48, 12)
 SMALL = (96, 96, 24)
@@ -438,6 +438,24 @@ def test_default_values_of_the_factors_give_the_default_cohort(kwargs):
         ({"pancreas_variant": "tumour"}, "pancreas_variant"),
         ({"pancreas_shift": 50}, "pancreas_shift"),
         ({"variation": "random"}, "variation"),
+        # weights: per case, so only with variation; known values, numbers >= 0
+        ({"phase": {"arterial": 1}}, "phase: .*needs variation='realistic'"),
+        (
+            {"phase": {"venous": 1}, "variation": "realistic"},
+            "phase: unknown value.*'venous'",
+        ),
+        (
+            {"kernel": {"sharp": -1}, "variation": "realistic"},
+            "kernel: the weight of 'sharp' must be finite and >= 0",
+        ),
+        (
+            {"arms": {"up": "1"}, "variation": "realistic"},
+            "arms: the weight of 'up' must be a number",
+        ),
+        (
+            {"pancreas_variant": {"fatty": 0}, "variation": "realistic"},
+            "pancreas_variant: the weights must not all be 0",
+        ),
     ],
 )
 def test_invalid_factors_name_the_parameter(kwargs, match):
@@ -675,6 +693,43 @@ def test_realistic_variation_varies_and_is_reproducible():
     fixed, _ = make_phantom_cohort(4, phase="arterial", **kw)
     for a, b in zip(cts, fixed, strict=True):
         np.testing.assert_array_equal(a.affine, b.affine)
+
+
+def test_weighted_factors_are_drawn_with_their_weights_and_nothing_else_moves():
+    kw = {"variation": "realistic", "random_state": 4}
+    plain = phantom_factors(300, **kw)
+    phases = {"non-contrast": 1, "arterial": 1, "portal-venous": 1, "delayed": 1}
+    weighted = phantom_factors(
+        300, phase=phases, pancreas_variant={"fatty": 3, "fatty-atrophic": 1}, **kw
+    )
+    share = {p: np.mean([c["phase"] == p for c in weighted]) for p in phases}
+    assert all(0.18 < x < 0.32 for x in share.values()), share  # 0.25 each
+    # plain: 15 % non-contrast, 10 % delayed
+    assert np.mean([c["phase"] == "non-contrast" for c in plain]) < 0.22
+    variants = [c["pancreas_variant"] for c in weighted]
+    assert set(variants) == {"fatty", "fatty-atrophic"}  # left out: weight 0
+    assert 0.65 < variants.count("fatty") / len(variants) < 0.85  # 0.75
+    for a, b in zip(plain, weighted, strict=True):
+        for name in a.keys() - {"phase", "pancreas_variant"}:
+            assert a[name] == b[name], name
+    # the rendered cases follow the weights (an unenhanced aorta), on the
+    # grids of the unweighted cohort
+    only = {"phase": {"non-contrast": 1}}
+    cts, _ = make_phantom_cohort(3, shape=(32, 32, 8), **only, **kw)
+    ref, _ = make_phantom_cohort(3, shape=(32, 32, 8), **kw)
+    for a, b in zip(cts, ref, strict=True):
+        np.testing.assert_array_equal(a.affine, b.affine)
+    for i in range(3):
+        ct, _, tissue = _make_case(
+            _case_seed(_root_seed(4), i),
+            (64, 64, 16),
+            return_tissues=True,
+            variation="realistic",
+            factors=_check_factors(
+                "realistic", **{**dict.fromkeys(_Factors._fields), **only}
+            )[1],
+        )
+        assert _median(ct, tissue, "artery") < 80
 
 
 def test_realistic_full_size_spacing_is_drawn():

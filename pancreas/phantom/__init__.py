@@ -263,8 +263,8 @@ def make_phantom_cohort(
         centre. ``None``: from ``shape`` (or, with ``variation``, drawn for
         full-size cases: in-plane 0.5-1.0 mm over a field of view that fits
         the patient, slice spacing 0.625-5 mm).
-    field_of_view : {"abdomen", "chest-abdomen-pelvis", "partial"} or None, \
-default=None
+    field_of_view : {"abdomen", "chest-abdomen-pelvis", "partial"}, mapping \
+or None, default=None
         Cranio-caudal coverage, from the patient's landmarks: ``"abdomen"``
         from just above the diaphragm's domes to 30-80 mm below the iliac
         crests; ``"chest-abdomen-pelvis"`` 170-230 mm beyond both (lung
@@ -274,8 +274,8 @@ default=None
         fields of view of one ``random_state`` show the same anatomy (which
         differs from the default cohort's case of that seed). ``None``: the
         default cohort's coverage.
-    phase : {"non-contrast", "arterial", "portal-venous", "delayed"} or None, \
-default=None
+    phase : {"non-contrast", "arterial", "portal-venous", "delayed"}, mapping \
+or None, default=None
         Contrast phase: sets the mean HU of the enhancing tissues per case
         from published ranges (see Notes). ``None`` and ``"portal-venous"``
         give the default cohort's intensities.
@@ -284,7 +284,7 @@ default=None
         the drawn one (more visceral fat around the same organs),
         subcutaneous fat 3 to about 38 mm, peripancreatic fat 0.5-1.7 times.
         ``None``: the default cohort's patients.
-    arms : {"up", "sides"} or None, default=None
+    arms : {"up", "sides"}, mapping or None, default=None
         ``"sides"`` adds the arms beside the trunk (cut at the field of view
         when it is narrow); ``"up"`` and ``None``: out of the field of view.
     table : bool or None, default=None
@@ -292,12 +292,12 @@ default=None
     noise : float or None, default=None
         Standard deviation (HU) of the quantum noise in a uniform region
         after reconstruction, 0-200. ``None``: 10-20 HU drawn per case.
-    kernel : {"smooth", "standard", "sharp"} or None, default=None
+    kernel : {"smooth", "standard", "sharp"}, mapping or None, default=None
         Reconstruction kernel: the point-spread function (Gaussian sigma
         1.0-1.4, 0.55-0.9 and 0.3-0.45 mm) and so the noise texture; sharp
         kernels also enhance edges (overshoot, and coarser noise at the same
         standard deviation). ``None``: ``"standard"``.
-    streaks : {"none", "bone", "metal"} or None, default=None
+    streaks : {"none", "bone", "metal"}, mapping or None, default=None
         ``"bone"``: dark beam-hardening bands between dense bones of the
         same slice (15-45 HU); ``"metal"``: also surgical clips in the
         gallbladder fossa with bright and dark streaks (150-350 HU).
@@ -305,8 +305,8 @@ default=None
     oral_contrast : bool or None, default=None
         Positive oral contrast (150-350 HU) in the stomach, duodenum and
         small bowel. ``None``: water-density contents.
-    pancreas_variant : {"typical", "fatty", "fatty-atrophic", "bulky-head"} \
-or None, default=None
+    pancreas_variant : {"typical", "fatty", "fatty-atrophic", "bulky-head"}, \
+mapping or None, default=None
         ``"fatty"``: steatosis, a gland of normal size with 15-60 % fat mixed
         into its parenchyma and a few more fatty specks; ``"fatty-atrophic"``:
         about half the volume, deeply lobulated with fat between the lobules
@@ -332,6 +332,15 @@ or None, default=None
         %, bulky-head 15 %; steatosis in 16-33 % of adults [5]_) and shift
         (-15 to 15 mm). The draws of a case do not depend on which factors
         are fixed. ``None``: nothing is drawn.
+
+        With ``"realistic"``, each categorical factor (``field_of_view``,
+        ``phase``, ``arms``, ``kernel``, ``streaks``, ``pancreas_variant``)
+        may also be a mapping of its values to weights, drawn per case with
+        these instead of the percentages above: for a cohort balanced across
+        kinds of scan, ``phase={"non-contrast": 1, "arterial": 1,
+        "portal-venous": 1, "delayed": 1}``, or one matched to your own
+        (values left out get weight 0). Every other draw of a case, and its
+        anatomy, stay the same.
     random_state : int, numpy.random.Generator, SeedSequence or None, default=None
         Seed of the cohort. Case ``i`` comes from its own seed derived from
         ``random_state`` and ``i``, so it is the same whatever ``n_cases``.
@@ -434,6 +443,15 @@ or None, default=None
     >>> cts, _ = make_phantom_cohort(
     ...     3, shape=(32, 32, 8), variation="realistic", random_state=0
     ... )
+
+    Fatty pancreases in one case of two, the other factors as drawn:
+
+    >>> cases = phantom_factors(
+    ...     100, variation="realistic", random_state=0,
+    ...     pancreas_variant={"typical": 1, "fatty": 1},
+    ... )
+    >>> sorted({c["pancreas_variant"] for c in cases})
+    ['fatty', 'typical']
     """
     n_cases = _check_n_cases(n_cases)
     shape_t = _check_shape(shape)
