@@ -6,6 +6,7 @@ asks only the active Keras backend's own library for the GPU.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -295,13 +296,14 @@ def parse_set(items: list[str], option: str = "--set") -> dict:
 
     ``option`` names the command-line option in the error message.
     """
+    # the rule of ``pancreas train --set``: JSON, else a bare string
+    from pancreas.cli import _assignment
+
     params = {}
     for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"{option}: expected NAME=JSON, got {item!r}")
         try:
-            params[name] = json.loads(value)
-        except json.JSONDecodeError:
-            params[name] = value  # a bare string, e.g. backend=opencv
+            name, value = _assignment(item)
+        except argparse.ArgumentTypeError:
+            raise SystemExit(f"{option}: expected NAME=JSON, got {item!r}") from None
+        params[name] = value
     return params
