@@ -493,10 +493,10 @@ def test_same_anatomy_at_two_spacings_same_pancreas_volume():
 
 
 def test_field_of_view_extents_and_same_patient():
-    """'partial' covers less z (mm) but holds the whole pancreas; the three
+    """'partial' covers less z (mm) but holds the whole pancreas; the four
     fields of view of one seed show the same patient."""
     z_mm, centroids, vols = {}, {}, {}
-    for fov in ("partial", "abdomen", "chest-abdomen-pelvis"):
+    for fov in ("partial", "abdomen", "abdomen-pelvis", "chest-abdomen-pelvis"):
         ct, label = make_synthetic_ct(
             shape=None, spacing=(4.0, 4.0, 4.0), field_of_view=fov, random_state=SEED
         )
@@ -506,9 +506,14 @@ def test_field_of_view_extents_and_same_patient():
         assert ks[0] > 0 and ks[-1] < ct.shape[2] - 1  # pancreas inside, with margin
         centroids[fov] = _world(label, lab).mean(axis=0)
         vols[fov] = _volume_ml(label)
-    assert z_mm["partial"] < z_mm["abdomen"] < z_mm["chest-abdomen-pelvis"]
+    assert (
+        z_mm["partial"]
+        < z_mm["abdomen"]
+        < z_mm["abdomen-pelvis"]
+        < z_mm["chest-abdomen-pelvis"]
+    )
     assert z_mm["partial"] < 200 and z_mm["chest-abdomen-pelvis"] > 550
-    for fov in ("abdomen", "chest-abdomen-pelvis"):
+    for fov in ("abdomen", "abdomen-pelvis", "chest-abdomen-pelvis"):
         assert np.linalg.norm(centroids[fov] - centroids["partial"]) < 1.0
         assert vols[fov] == pytest.approx(vols["partial"], rel=0.04)
 
@@ -752,13 +757,14 @@ def test_phantom_factors_say_how_each_case_was_made():
     assert len(described) == 6
     assert {d["phase"] for d in described} == {"portal-venous", "non-contrast"}
     cts, _ = make_phantom_cohort(6, shape=(32, 32, 8), **kw)
-    # the described field of view is the one rendered: 'partial' is the shortest
+    # the described field of view is the one rendered: the abdomen is the
+    # shortest, then abdomen-pelvis, then chest-abdomen-pelvis
     z_mm = [ct.spacing[2] * ct.shape[2] for ct in cts]
     fovs = [d["field_of_view"] for d in described]
-    assert {"partial", "abdomen", "chest-abdomen-pelvis"} <= set(fovs)
+    assert {"abdomen", "abdomen-pelvis", "chest-abdomen-pelvis"} <= set(fovs)
     z_of = {f: [z for z, g in zip(z_mm, fovs, strict=True) if g == f] for f in fovs}
-    assert max(z_of["partial"]) < min(z_of["abdomen"])
-    assert max(z_of["abdomen"]) < min(z_of["chest-abdomen-pelvis"])
+    assert max(z_of["abdomen"]) < min(z_of["abdomen-pelvis"])
+    assert max(z_of["abdomen-pelvis"]) < min(z_of["chest-abdomen-pelvis"])
     # the described contrast phase is the one rendered
     for d, seed_case in zip(described[1:4], range(1, 4), strict=True):
         ct, _, tissue = _make_case(

@@ -5,7 +5,8 @@ tested, so demos, tests and benchmarks run on a synthetic cohort instead. Each
 case is a portal-venous abdominal CT built from an anatomical model written in
 millimetres (body wall, fat, muscles, spine and ribs, liver, spleen, kidneys,
 great vessels, stomach, duodenum, colon and small bowel, mesenteric vessels,
-lung bases) and rasterised on the requested grid, with the pancreas as a
+lung bases; below the iliac crests the hips, the pubic and ischial bones and
+the urinary bladder) and rasterised on the requested grid, with the pancreas as a
 curved, lobulated head-body-tail organ surrounded by fat.
 
 The pancreas is realistic enough to be hard: many of its neighbours (bowel
@@ -263,15 +264,18 @@ def make_phantom_cohort(
         centre. ``None``: from ``shape`` (or, with ``variation``, drawn for
         full-size cases: in-plane 0.5-1.0 mm over a field of view that fits
         the patient, slice spacing 0.625-5 mm).
-    field_of_view : {"abdomen", "chest-abdomen-pelvis", "partial"}, mapping \
-or None, default=None
+    field_of_view : {"abdomen", "abdomen-pelvis", "chest-abdomen-pelvis", \
+"partial"}, mapping or None, default=None
         Cranio-caudal coverage, from the patient's landmarks: ``"abdomen"``
         from just above the diaphragm's domes to 30-80 mm below the iliac
-        crests; ``"chest-abdomen-pelvis"`` 170-230 mm beyond both (lung
-        apices to ischial tuberosities); ``"partial"`` the pancreas with
-        25-45 mm on each side (a targeted pancreas protocol). Any of them
-        models the patient from the pelvis to the lung apices, so the three
-        fields of view of one ``random_state`` show the same anatomy (which
+        crests; ``"abdomen-pelvis"`` (the routine protocol) from there to
+        the ischial tuberosities, 170-220 mm below the crests, so the hips
+        and the urinary bladder are in the scan; ``"chest-abdomen-pelvis"``
+        170-230 mm beyond both crests and domes (lung apices to ischial
+        tuberosities); ``"partial"`` the pancreas with 25-45 mm on each side
+        (a targeted pancreas protocol). Any of them models the patient from
+        the pelvis to the lung apices, so the four fields of view of one
+        ``random_state`` show the same anatomy (which
         differs from the default cohort's case of that seed). ``None``: the
         default cohort's coverage.
     phase : {"non-contrast", "arterial", "portal-venous", "delayed"}, mapping \
@@ -322,8 +326,8 @@ mapping or None, default=None
         ``None``: no shift.
     variation : {"realistic"} or None, default=None
         ``"realistic"`` draws, per case, every factor above left at
-        ``None``: field of view (abdomen 55 %, chest-abdomen-pelvis 25 %,
-        partial 20 %), spacing (full-size cases), phase (non-contrast 15 %,
+        ``None``: field of view (abdomen 35 %, abdomen-pelvis 30 %,
+        chest-abdomen-pelvis 20 %, partial 15 %), spacing (full-size cases), phase (non-contrast 15 %,
         arterial 20 %, portal-venous 55 %, delayed 10 %), habitus (Beta(2,
         2)), arms at the sides (20 %), table (90 %), noise (8-25 HU, higher
         for obese patients), kernel (smooth 30 %, standard 50 %, sharp 20
@@ -393,6 +397,7 @@ mapping or None, default=None
     kidney cortex    28-38        180-260     165-200       140-180
     kidney medulla   25-35        70-110      105-135       140-190
     renal pelvis     0-20         0-20        0-20          300-900
+    bladder urine    0-20         0-20        0-20          10-80
     bowel wall       30-45        80-120      65-95         60-80
     ================ ============ =========== ============= ===========
 
@@ -401,7 +406,9 @@ mapping or None, default=None
     (pancreatic) phase peak of the pancreas and its timing against the
     portal-venous phase follow Lu et al. [3]_; the aortic and parenchymal
     time-enhancement curves (arterial peak, portal-venous plateau, delayed
-    wash-out, excretion into the collecting system) follow Bae [4]_. They
+    wash-out, excretion into the collecting system) follow Bae [4]_;
+    excreted contrast has only begun to reach the bladder when the delayed
+    phase is taken, 3-5 minutes after the injection. They
     are typical ranges for a standard iodine dose, not patient-specific
     values.
 

@@ -102,7 +102,9 @@ def _fov_z_range(
     """The z range (mm) a field of view covers on this patient, from landmarks.
 
     ``abdomen``: from just above the diaphragm's domes to below the iliac
-    crests; ``chest-abdomen-pelvis``: from the lung apices to the ischial
+    crests; ``abdomen-pelvis``: from there to the ischial tuberosities
+    (about 170-220 mm below the crests); ``chest-abdomen-pelvis``: from the
+    lung apices to the ischial
     tuberosities (about 170-230 mm beyond both); ``partial``: the pancreas
     with 25-45 mm on each side, as a targeted pancreas protocol.
     """
@@ -112,13 +114,17 @@ def _fov_z_range(
         return an.z_crest - a, an.dome.zr + b
     if field_of_view == "chest-abdomen-pelvis":
         return an.z_crest - c, an.dome.zr + d
+    if field_of_view == "abdomen-pelvis":
+        return an.z_crest - c, an.dome.zr + b
     P = an.pancreas
     z = P.pts[:, 2]
     dz = P.radii * P.h
     return float((z - dz).min() - e), float((z + dz).max() + f)
 
 
-# margins (mm) of the fields of view: abdomen, chest-abdomen-pelvis, partial
+# margins (mm) of the fields of view: abdomen (below the crests, above the
+# domes), chest-abdomen-pelvis (the same), partial (below, above the pancreas);
+# abdomen-pelvis takes the first below and the abdomen's above
 _FOV_MARGINS = ((30.0, 80.0), (15.0, 35.0), (170.0, 220.0), (170.0, 230.0),
                 (25.0, 45.0), (25.0, 45.0))
 
@@ -263,6 +269,8 @@ def _tissue_hu(
         for nm, (lo, hi) in _PHASE_HU[f.phase].items():
             hu[nm] = float(rng.uniform(lo, hi))
         hu["halo"] = hu["visceral_fat"]
+        if f.phase == "delayed":
+            hu["bladder_urine"] = an.lesser_pelvis.bladder.delayed_hu
     if f.oral_contrast:
         level = float(rng.uniform(*_ORAL_CONTRAST_HU))
         for nm in _ORAL_CONTRAST_TISSUES:

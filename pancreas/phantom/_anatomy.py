@@ -363,7 +363,73 @@ def _sample_anatomy(
         "stool": float(u(15.0, 35.0)),
         "muscle": float(u(2.0, 5.0)),
     }
+    # drawn last, so that every other draw of a seed is what it was before
+    # the lesser pelvis existed
+    _sample_lesser_pelvis(rng, an)
     return an
+
+
+def _sample_lesser_pelvis(rng: np.random.Generator, an: SimpleNamespace) -> None:
+    """Hips, pubic and ischial bones and the urinary bladder, in mm.
+
+    The femoral heads lie 100-125 mm below the iliac crests (radius 21-26
+    mm, 156-184 mm apart), each in its acetabulum, with the femoral neck
+    running laterally and down to the greater trochanter and the shaft
+    below it; the superior pubic rami run from the acetabula to the
+    symphysis behind the lower abdominal wall, the ischia down and back to
+    the ischial tuberosities. The bladder lies behind the symphysis: an
+    ellipsoid of 60-500 mL (log-uniform), its wall 2-5 mm thick (thicker
+    when the bladder is nearly empty). Urine measures 0-20 HU without
+    contrast; 3-5 minutes after an injection, when the delayed phase is
+    taken, excreted contrast has only begun to reach the bladder
+    (10-80 HU here).
+    """
+    u = rng.uniform
+    P = SimpleNamespace()
+    P.z_fh = an.z_crest - float(u(100.0, 125.0))
+    P.r_fh = float(u(21.0, 26.0))
+    P.x_fh = min(float(u(78.0, 92.0)), 0.62 * an.a)
+    P.y_fh = an.ys + float(u(35.0, 55.0))
+    P.z_sym = P.z_fh - float(u(10.0, 25.0))
+    P.y_sym = _cavity_y_ant(0.0, P.z_sym, an) - float(u(8.0, 16.0))
+    P.acetabulum = float(u(6.0, 9.0))
+    P.muscle = float(u(14.0, 24.0))
+    P.bones = []
+    for sgn in (-1, 1):
+        head = np.array([sgn * P.x_fh, P.y_fh, P.z_fh])
+        troch = head + [sgn * float(u(35.0, 45.0)), -5.0, -float(u(15.0, 25.0))]
+        shaft = troch + [-sgn * float(u(5.0, 15.0)), 5.0, -400.0]
+        P.bones.append(_curve([head, troch, shaft], [15.0, 15.0, 13.0]))
+        pubis = head + [-sgn * 10.0, 0.6 * P.r_fh, -0.2 * P.r_fh]
+        P.bones.append(
+            _curve(
+                [pubis, (sgn * float(u(3.0, 5.0)), P.y_sym, P.z_sym)],
+                float(u(8.0, 10.0)),
+            )
+        )
+        ischium = head + [-sgn * 5.0, -0.8 * P.r_fh, -0.3 * P.r_fh]
+        tuber = head + [-sgn * 20.0, -float(u(20.0, 30.0)), -float(u(45.0, 60.0))]
+        P.bones.append(_curve([ischium, tuber], float(u(10.0, 13.0))))
+    P.cortex = float(u(3.0, 5.0))
+    # the urinary bladder
+    vol_ml = float(np.exp(u(np.log(60.0), np.log(500.0))))
+    k = (3.0 * vol_ml * 1000.0 / (4.0 * np.pi * 1.05 * 0.85 * 1.1)) ** (1 / 3)
+    axes = np.array([1.05, 0.85, 1.1]) * k
+    P.bladder = SimpleNamespace(
+        volume_ml=vol_ml,
+        axes=axes,
+        c=np.array(
+            [
+                float(u(-6.0, 6.0)),
+                P.y_sym - axes[1] - float(u(4.0, 12.0)),
+                P.z_sym + 0.8 * axes[2],
+            ]
+        ),
+        wall=float(u(2.0, 3.5)) + 1.5 * np.sqrt(60.0 / vol_ml),
+        delayed_hu=float(u(10.0, 80.0)),
+    )
+    an.hu["bladder_urine"] = float(u(0.0, 20.0))
+    an.lesser_pelvis = P
 
 
 def _sample_ribs(rng: np.random.Generator, an: SimpleNamespace) -> list[Any]:

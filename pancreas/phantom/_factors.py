@@ -14,7 +14,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-FIELDS_OF_VIEW = ("abdomen", "chest-abdomen-pelvis", "partial")
+# "abdomen-pelvis" last: appended after the others existed, so that the
+# same draw gives the same of the first three where it gave them before
+FIELDS_OF_VIEW = ("abdomen", "chest-abdomen-pelvis", "partial", "abdomen-pelvis")
 PHASES = ("non-contrast", "arterial", "portal-venous", "delayed")
 KERNELS = ("smooth", "standard", "sharp")
 ARMS = ("up", "sides")
@@ -194,7 +196,7 @@ def _case_factors(
     if variation is None:
         return fixed
     u = rng.uniform
-    fov = _draw(rng, FIELDS_OF_VIEW, (0.55, 0.25, 0.2), fixed.field_of_view)
+    fov = _draw(rng, FIELDS_OF_VIEW, (0.35, 0.2, 0.15, 0.3), fixed.field_of_view)
     habitus = float(rng.beta(2.0, 2.0))
     drawn = _Factors(
         spacing=None,  # drawn with the patient's size (_realistic_spacing)

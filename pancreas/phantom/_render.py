@@ -52,6 +52,7 @@ def _render(
     _paint_colon(cv, an)
     _paint_small_bowel(cv, an)
     _paint_mesentery(cv, an)
+    _paint_bladder(cv, an)
     _paint_heart(cv, an)
     return cv
 
@@ -282,10 +283,19 @@ def _paint_ribs(cv: _Canvas, an: SimpleNamespace) -> None:
 
 
 def _paint_pelvis(cv: _Canvas, an: SimpleNamespace) -> None:
+    """Iliac wings below the crests, then the hips and the pubic and ischial bones."""
     g = cv.grid
-    kz = np.nonzero(g.z < an.z_crest)[0]
-    if kz.size == 0:
-        return
+    P = an.lesser_pelvis
+    # the wings end in the acetabula
+    kz = np.nonzero((g.z < an.z_crest) & (g.z > P.z_fh + 0.3 * P.r_fh))[0]
+    if kz.size:
+        _paint_wings(cv, an, kz)
+    if g.z[0] < P.z_fh + P.r_fh + P.acetabulum + P.muscle:
+        _paint_hips(cv, an)
+
+
+def _paint_wings(cv: _Canvas, an: SimpleNamespace, kz: NDArray[np.intp]) -> None:
+    g = cv.grid
     w = an.wing
     ext = w.r + 25
     for sgn in (-1, 1):
@@ -314,6 +324,69 @@ def _paint_pelvis(cv: _Canvas, an: SimpleNamespace) -> None:
             mus = (rw < radius - thick / 2) & (rw > radius - thick / 2 - 10 * t - 3)
             mus &= (ang > -1.2) & (ang < a_hi) & (tk == _T.VISCERAL_FAT)
             tk[mus] = _T.MUSCLE
+
+
+def _paint_hips(cv: _Canvas, an: SimpleNamespace) -> None:
+    """Acetabula, femora, pubic and ischial rami, and the muscles around them."""
+    P = an.lesser_pelvis
+    g = cv.grid
+    soft = (_T.VISCERAL_FAT, _T.MUSCLE)
+    bone_ok = (*soft, _T.BONE_CORTICAL, _T.BONE_CANCELLOUS)
+    for pts, r, _ in P.bones:
+        res = _tube_sdf(g, pts, r, P.muscle)
+        if res is None:
+            continue
+        sl, sdf, _ = res
+        cv.paint(_T.MUSCLE, sl, sdf < P.muscle, allowed=_VISC)
+        m = cv.paint(_T.BONE_CORTICAL, sl, sdf < 0, allowed=bone_ok)
+        cv.paint(_T.BONE_CANCELLOUS, sl, m & (sdf < -P.cortex))
+    # each acetabulum: a bony cup around the medial and upper half of the head
+    reach = P.r_fh + P.acetabulum + P.muscle
+    for sgn in (-1, 1):
+        c = np.array([sgn * P.x_fh, P.y_fh, P.z_fh])
+        sl = g.window(c - reach, c + reach)
+        if sl is None:
+            continue
+        xs, ys, zs = g.coords(sl)
+        dx = (xs - c[0])[:, None, None]
+        dy = (ys - c[1])[None, :, None]
+        dz = (zs - c[2])[None, None, :]
+        d = np.sqrt(dx * dx + dy * dy + dz * dz)
+        medial = (sgn * dx) < 0.35 * d
+        outer = P.r_fh + P.acetabulum
+        cv.paint(_T.MUSCLE, sl, (d < reach) & (d > outer), allowed=_VISC)
+        cup = medial & (d > P.r_fh + 1.5) & (d < outer)
+        m = cv.paint(_T.BONE_CORTICAL, sl, cup, allowed=bone_ok)
+        inner = (d > P.r_fh + 3.0) & (d < outer - 1.5)
+        cv.paint(_T.BONE_CANCELLOUS, sl, m & inner)
+        # the femoral head (its neck is one of P.bones)
+        m = cv.paint(_T.BONE_CORTICAL, sl, d < P.r_fh, allowed=bone_ok)
+        cv.paint(_T.BONE_CANCELLOUS, sl, m & (d < P.r_fh - 1.5))
+
+
+def _paint_bladder(cv: _Canvas, an: SimpleNamespace) -> None:
+    """The urinary bladder: a muscular wall around urine, displacing the bowel."""
+    B = an.lesser_pelvis.bladder
+    g = cv.grid
+    e = float(B.axes.max()) + 1.0
+    sl = g.window(B.c - e, B.c + e)
+    if sl is None:
+        return
+    xs, ys, zs = g.coords(sl)
+    q = [((v - c) / a) for v, c, a in zip((xs, ys, zs), B.c, B.axes, strict=True)]
+    outer = q[0][:, None, None] ** 2 + q[1][None, :, None] ** 2 + q[2][None, None, :] ** 2
+    qi = [((v - c) / (a - B.wall)) for v, c, a in zip((xs, ys, zs), B.c, B.axes, strict=True)]
+    inner = qi[0][:, None, None] ** 2 + qi[1][None, :, None] ** 2 + qi[2][None, None, :] ** 2
+    gut = (
+        _T.VISCERAL_FAT,
+        _T.BOWEL_WALL,
+        _T.BOWEL_CONTENT,
+        _T.COLON_WALL,
+        _T.STOOL,
+        _T.GAS,
+    )
+    m = cv.paint(_T.MUSCLE, sl, outer < 1, allowed=gut)
+    cv.paint(_T.BLADDER_URINE, sl, m & (inner < 1))
 
 
 def _paint_thorax(cv: _Canvas, an: SimpleNamespace) -> None:

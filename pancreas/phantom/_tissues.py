@@ -52,6 +52,7 @@ _TISSUE_NAMES = (
     "table",
     "halo",  # internal: reserved fat around the pancreas, output as visceral_fat
     "metal",  # surgical clips (only with streaks="metal")
+    "bladder_urine",  # last: the codes above predate it
 )
 #: Tissue name -> code in the tissue map returned by ``_make_case``.
 TISSUES: dict[str, int] = {name: code for code, name in enumerate(_TISSUE_NAMES)}
