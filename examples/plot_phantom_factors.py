@@ -98,9 +98,10 @@ DETAIL = {
 # Field of view
 # -------------
 # The coverage along z changes (here a coronal reformat shows it), the
-# patient does not: the three fields of view of one seed share one anatomy.
-fig, axes = plt.subplots(1, 3, figsize=(10, 5), layout="constrained")
-for ax, fov in zip(axes, ("partial", "abdomen", "chest-abdomen-pelvis"), strict=True):
+# patient does not: the four fields of view of one seed share one anatomy.
+FIELDS = ("partial", "abdomen", "abdomen-pelvis", "chest-abdomen-pelvis")
+fig, axes = plt.subplots(1, 4, figsize=(12, 5), layout="constrained")
+for ax, fov in zip(axes, FIELDS, strict=True):
     ct, label = make_synthetic_ct(
         shape=None, spacing=(5.0, 5.0, 6.0), field_of_view=fov, random_state=SEED
     )
@@ -121,6 +122,25 @@ for ax, fov in zip(axes, ("partial", "abdomen", "chest-abdomen-pelvis"), strict=
     ax.set_axis_off()
     ax.set_ylim(z[0], z[1])
 fig.suptitle("field_of_view (coronal)")
+
+# %%
+# The lesser pelvis
+# -----------------
+# Abdomen-pelvis and chest-abdomen-pelvis scans reach below the iliac crests:
+# the femoral heads in their acetabula, the pubic bones meeting at the
+# symphysis, and the urinary bladder behind it (60-500 mL of urine at 0-20 HU,
+# a thin muscular wall), which a model must learn is not pancreas.
+ct, label = make_synthetic_ct(
+    shape=None, spacing=(1.5, 1.5, 3.0), field_of_view="abdomen-pelvis",
+    phase="non-contrast", random_state=SEED,
+)
+fig, axes = plt.subplots(1, 2, figsize=(8, 4), layout="constrained")
+for ax, up_mm in zip(axes, (60, 100), strict=True):
+    k = int(round(up_mm / ct.spacing[2]))
+    ax.imshow(ct.array[::-1, :, k].T, cmap="gray", vmin=-160, vmax=240, origin="lower")
+    ax.set_title(f"{up_mm} mm above the lowest slice", fontsize=9)
+    ax.set_axis_off()
+fig.suptitle("field_of_view='abdomen-pelvis', non-contrast (axial)")
 
 # %%
 # Voxel spacing

@@ -528,6 +528,62 @@ def test_chest_abdomen_pelvis_reaches_lungs_and_pelvis():
     assert lung[-5:].min() > 0 and lung[: t.shape[2] // 4].max() == 0
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_abdomen_pelvis_holds_the_hips_and_the_bladder(seed):
+    """The routine protocol reaches the lesser pelvis: a urine-filled bladder
+    behind the symphysis, in the midline, far below the pancreas, between the
+    two femoral heads; none of it in a targeted pancreas scan."""
+    ct, label, tissue = _fcase(
+        shape=None,
+        spacing=(3.0, 3.0, 3.0),
+        seed=seed,
+        field_of_view="abdomen-pelvis",
+        phase="non-contrast",
+        noise=0.0,
+    )
+    t = tissue.array
+    urine = t == TISSUES["bladder_urine"]
+    ml = urine.sum() * 27 / 1000
+    assert 20 < ml < 500  # 60-500 mL inside the wall, which is 2-5 mm thick
+    bladder = _world(tissue, urine).mean(axis=0)
+    pancreas = _world(label, label.array > 0).mean(axis=0)
+    body = _world(tissue, t != TISSUES["air"]).mean(axis=0)
+    assert pancreas[2] - bladder[2] > 130  # mm caudal
+    assert abs(bladder[0] - body[0]) < 25  # midline
+    assert bladder[1] > body[1]  # anterior half of the body
+    # urine without contrast: 0-20 HU (no noise in this case)
+    assert 0 <= _median(ct, tissue, "bladder_urine", erode=1) <= 20
+    # bone on both sides of the bladder at its level (the hips): the
+    # patient's right at larger x in RAS+
+    k = int(round(np.argwhere(urine)[:, 2].mean()))
+    bone = np.zeros_like(urine)
+    bone[:, :, k] = np.isin(t[:, :, k], [TISSUES["bone_cortical"], TISSUES["bone_cancellous"]])
+    xs = _world(tissue, bone)[:, 0]
+    assert (xs > bladder[0] + 50).sum() > 10 and (xs < bladder[0] - 50).sum() > 10
+    # a targeted scan of the same patient stops well above it
+    _, _, partial = _fcase(
+        shape=None, spacing=(3.0, 3.0, 3.0), seed=seed, field_of_view="partial"
+    )
+    assert not (partial.array == TISSUES["bladder_urine"]).any()
+
+
+def test_bladder_fills_with_contrast_only_in_the_delayed_phase():
+    hu = {}
+    for phase in ("non-contrast", "portal-venous", "delayed"):
+        ct, _, tissue = _fcase(
+            shape=None,
+            spacing=(4.0, 4.0, 4.0),
+            field_of_view="abdomen-pelvis",
+            phase=phase,
+            noise=0.0,
+        )
+        hu[phase] = _median(ct, tissue, "bladder_urine", erode=1)
+    # the same urine before excreted contrast reaches it
+    assert hu["non-contrast"] == pytest.approx(hu["portal-venous"], abs=1.0)
+    assert 0 <= hu["portal-venous"] <= 20
+    assert 10 <= hu["delayed"] <= 80
+
+
 def test_contrast_phase_changes_enhancement():
     aorta, liver, pelvis = {}, {}, {}
     for phase in ("non-contrast", "arterial", "portal-venous", "delayed"):

@@ -377,8 +377,10 @@ def _paint_bladder(cv: _Canvas, an: SimpleNamespace) -> None:
     outer = q[0][:, None, None] ** 2 + q[1][None, :, None] ** 2 + q[2][None, None, :] ** 2
     qi = [((v - c) / (a - B.wall)) for v, c, a in zip((xs, ys, zs), B.c, B.axes, strict=True)]
     inner = qi[0][:, None, None] ** 2 + qi[1][None, :, None] ** 2 + qi[2][None, None, :] ** 2
+    # it displaces the bowel and the muscles around the hips, not the bones
     gut = (
         _T.VISCERAL_FAT,
+        _T.MUSCLE,
         _T.BOWEL_WALL,
         _T.BOWEL_CONTENT,
         _T.COLON_WALL,
