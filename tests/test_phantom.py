@@ -557,7 +557,8 @@ def test_abdomen_pelvis_holds_the_hips_and_the_bladder(seed):
     # patient's right at larger x in RAS+
     k = int(round(np.argwhere(urine)[:, 2].mean()))
     bone = np.zeros_like(urine)
-    bone[:, :, k] = np.isin(t[:, :, k], [TISSUES["bone_cortical"], TISSUES["bone_cancellous"]])
+    bones = [TISSUES["bone_cortical"], TISSUES["bone_cancellous"]]
+    bone[:, :, k] = np.isin(t[:, :, k], bones)
     xs = _world(tissue, bone)[:, 0]
     assert (xs > bladder[0] + 50).sum() > 10 and (xs < bladder[0] - 50).sum() > 10
     # a targeted scan of the same patient stops well above it

@@ -364,6 +364,18 @@ def _paint_hips(cv: _Canvas, an: SimpleNamespace) -> None:
         cv.paint(_T.BONE_CANCELLOUS, sl, m & (d < P.r_fh - 1.5))
 
 
+def _ellipsoid_radius2(
+    coords: tuple[NDArray[Any], NDArray[Any], NDArray[Any]],
+    centre: NDArray[Any],
+    axes: NDArray[Any],
+) -> NDArray[Any]:
+    """Squared normalised radius of an axis-aligned ellipsoid (< 1 inside it)."""
+    u = [(v - c) / a for v, c, a in zip(coords, centre, axes, strict=True)]
+    return (
+        u[0][:, None, None] ** 2 + u[1][None, :, None] ** 2 + u[2][None, None, :] ** 2
+    )
+
+
 def _paint_bladder(cv: _Canvas, an: SimpleNamespace) -> None:
     """The urinary bladder: a muscular wall around urine, displacing the bowel."""
     B = an.lesser_pelvis.bladder
@@ -372,11 +384,9 @@ def _paint_bladder(cv: _Canvas, an: SimpleNamespace) -> None:
     sl = g.window(B.c - e, B.c + e)
     if sl is None:
         return
-    xs, ys, zs = g.coords(sl)
-    q = [((v - c) / a) for v, c, a in zip((xs, ys, zs), B.c, B.axes, strict=True)]
-    outer = q[0][:, None, None] ** 2 + q[1][None, :, None] ** 2 + q[2][None, None, :] ** 2
-    qi = [((v - c) / (a - B.wall)) for v, c, a in zip((xs, ys, zs), B.c, B.axes, strict=True)]
-    inner = qi[0][:, None, None] ** 2 + qi[1][None, :, None] ** 2 + qi[2][None, None, :] ** 2
+    coords = g.coords(sl)
+    outer = _ellipsoid_radius2(coords, B.c, B.axes)
+    inner = _ellipsoid_radius2(coords, B.c, B.axes - B.wall)
     # it displaces the bowel and the muscles around the hips, not the bones
     gut = (
         _T.VISCERAL_FAT,
