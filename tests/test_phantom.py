@@ -810,16 +810,17 @@ def test_realistic_full_size_spacing_is_drawn():
 
 def test_phantom_factors_say_how_each_case_was_made():
     kw = {"variation": "realistic", "random_state": 3}
-    described = phantom_factors(6, **kw)
-    assert len(described) == 6
-    assert {d["phase"] for d in described} == {"portal-venous", "non-contrast"}
-    cts, _ = make_phantom_cohort(6, shape=(32, 32, 8), **kw)
-    # the described field of view is the one rendered: the abdomen is the
-    # shortest, then abdomen-pelvis, then chest-abdomen-pelvis
+    described = phantom_factors(12, **kw)  # case 11 is the first 'partial'
+    assert len(described) == 12
+    assert {d["phase"] for d in described[:6]} == {"portal-venous", "non-contrast"}
+    cts, _ = make_phantom_cohort(12, shape=(32, 32, 8), **kw)
+    # the described field of view is the one rendered: 'partial' is the
+    # shortest, then the abdomen, abdomen-pelvis and chest-abdomen-pelvis
     z_mm = [ct.spacing[2] * ct.shape[2] for ct in cts]
     fovs = [d["field_of_view"] for d in described]
-    assert {"abdomen", "abdomen-pelvis", "chest-abdomen-pelvis"} <= set(fovs)
+    assert {"partial", "abdomen", "abdomen-pelvis", "chest-abdomen-pelvis"} <= set(fovs)
     z_of = {f: [z for z, g in zip(z_mm, fovs, strict=True) if g == f] for f in fovs}
+    assert max(z_of["partial"]) < min(z_of["abdomen"])
     assert max(z_of["abdomen"]) < min(z_of["abdomen-pelvis"])
     assert max(z_of["abdomen-pelvis"]) < min(z_of["chest-abdomen-pelvis"])
     # the described contrast phase is the one rendered

@@ -327,8 +327,9 @@ mapping or None, default=None
     variation : {"realistic"} or None, default=None
         ``"realistic"`` draws, per case, every factor above left at
         ``None``: field of view (abdomen 35 %, abdomen-pelvis 30 %,
-        chest-abdomen-pelvis 20 %, partial 15 %), spacing (full-size cases), phase (non-contrast 15 %,
-        arterial 20 %, portal-venous 55 %, delayed 10 %), habitus (Beta(2,
+        chest-abdomen-pelvis 20 %, partial 15 %), spacing (full-size
+        cases), phase (non-contrast 15 %, arterial 20 %, portal-venous 55
+        %, delayed 10 %), habitus (Beta(2,
         2)), arms at the sides (20 %), table (90 %), noise (8-25 HU, higher
         for obese patients), kernel (smooth 30 %, standard 50 %, sharp 20
         %), streaks (none 50 %, bone 35 %, metal 15 %), oral contrast

@@ -124,7 +124,8 @@ def _fov_z_range(
 
 # margins (mm) of the fields of view: abdomen (below the crests, above the
 # domes), chest-abdomen-pelvis (the same), partial (below, above the pancreas);
-# abdomen-pelvis takes the first below and the abdomen's above
+# abdomen-pelvis goes as far below the crests as chest-abdomen-pelvis and as
+# far above the domes as the abdomen
 _FOV_MARGINS = ((30.0, 80.0), (15.0, 35.0), (170.0, 220.0), (170.0, 230.0),
                 (25.0, 45.0), (25.0, 45.0))
 

@@ -416,7 +416,6 @@ def _sample_lesser_pelvis(rng: np.random.Generator, an: SimpleNamespace) -> None
     k = (3.0 * vol_ml * 1000.0 / (4.0 * np.pi * 1.05 * 0.85 * 1.1)) ** (1 / 3)
     axes = np.array([1.05, 0.85, 1.1]) * k
     P.bladder = SimpleNamespace(
-        volume_ml=vol_ml,
         axes=axes,
         c=np.array(
             [

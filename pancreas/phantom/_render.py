@@ -388,7 +388,7 @@ def _paint_bladder(cv: _Canvas, an: SimpleNamespace) -> None:
     outer = _ellipsoid_radius2(coords, B.c, B.axes)
     inner = _ellipsoid_radius2(coords, B.c, B.axes - B.wall)
     # it displaces the bowel and the muscles around the hips, not the bones
-    gut = (
+    displaced = (
         _T.VISCERAL_FAT,
         _T.MUSCLE,
         _T.BOWEL_WALL,
@@ -397,7 +397,7 @@ def _paint_bladder(cv: _Canvas, an: SimpleNamespace) -> None:
         _T.STOOL,
         _T.GAS,
     )
-    m = cv.paint(_T.MUSCLE, sl, outer < 1, allowed=gut)
+    m = cv.paint(_T.MUSCLE, sl, outer < 1, allowed=displaced)
     cv.paint(_T.BLADDER_URINE, sl, m & (inner < 1))
 
 
