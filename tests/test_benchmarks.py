@@ -313,6 +313,33 @@ def test_bench_invariance_small(tmp_path: Path, tiny_fitted) -> None:
     assert "spacing {" in stdout
 
 
+def test_evaluate_held_out_scores_saved_models_on_the_same_cases(
+    tmp_path: Path, tiny_fitted
+) -> None:
+    from pancreas.persistence import save_pipeline
+    from pancreas.phantom import phantom_factors
+
+    save_pipeline(tiny_fitted, tmp_path / "model")
+    out = tmp_path / "paired.json"
+    stdout = run_script(
+        "evaluate_held_out.py", "--models", str(tmp_path / "model"),
+        "--n-fit", "3", "--n-test", "2", "--shape", "40", "40", "12",
+        "--variation", "realistic", "--seed", "2", "--json", str(out),
+    )  # fmt: skip
+    data = json.loads(out.read_text())
+    # the held-out cases are cases 3 and 4 of the seed's realistic cohort
+    drawn = phantom_factors(5, variation="realistic", random_state=2)[3:]
+    assert data["kinds"] == [
+        {k: d[k] for k in ("field_of_view", "phase", "pancreas_variant")} for d in drawn
+    ]
+    (model,) = data["models"].values()
+    assert [row["case"] for row in model["rows"]] == ["phantom_003", "phantom_004"]
+    for row in model["rows"]:
+        last = [k for k in row if k.startswith("G(P(x)) Ns=")][-1]  # all scales
+        assert 0.0 <= row[last] <= 1.0
+    assert f"{model['rows'][0]['case']}" in stdout and "G(P(x))" in stdout
+
+
 def test_bench_invariance_rejects_a_bad_factor(tmp_path: Path) -> None:
     proc = run_process(
         "bench_invariance.py", "--model", str(tmp_path), "--factors", "phase"
